@@ -1,0 +1,260 @@
+"""Shared HTTP plumbing for the local test servers.
+
+Why not plain ``http.server``: it writes headers and body in separate segments, and on a
+kept-alive connection Nagle's algorithm against delayed ACKs stalls each response by ~40 ms;
+we set TCP_NODELAY. Latency and fault injection live here so that both servers (source and
+destination) can stand in for slow or broken real servers in tests and the benchmark.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import BinaryIO
+
+FAULT_KINDS = ("500", "503", "reset", "stall", "truncate")
+
+
+@dataclass
+class FaultPolicy:
+    """Answer a share of requests badly.
+
+    ``rate`` is the probability that a request gets a fault; ``kinds`` which faults may be
+    chosen. ``stall_seconds`` is how long a stalled request hangs before the connection is
+    closed (tests set the client's read timeout below it). ``after`` faults (truncate) happen
+    after the request was processed, so the server's side effect has happened but the client
+    never sees a whole answer: the hardest case for a non-idempotent POST.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 1
+    stall_seconds: float = 3.0
+    only_methods: tuple[str, ...] = ()
+    _rng: random.Random = field(init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def draw(self, method: str) -> str | None:
+        if self.rate <= 0:
+            return None
+        if self.only_methods and method not in self.only_methods:
+            return None
+        with self._lock:
+            if self._rng.random() >= self.rate:
+                return None
+            return self._rng.choice(self.kinds)
+
+
+class LocalHTTPServer(ThreadingHTTPServer):
+    """Threaded server bound to 127.0.0.1 with stats, latency and faults."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        port: int = 0,
+        latency: float = 0.0,
+        faults: FaultPolicy | None = None,
+    ) -> None:
+        super().__init__(("127.0.0.1", port), handler)
+        self.latency = latency
+        self.faults = faults or FaultPolicy()
+        self.stats: Counter[str] = Counter()
+        self.stats_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LocalHTTPServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def count(self, key: str) -> None:
+        with self.stats_lock:
+            self.stats[key] += 1
+            self.stats["total"] += 1
+
+    def reset_stats(self) -> None:
+        with self.stats_lock:
+            self.stats.clear()
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Base handler: subclasses implement ``route(method)`` and answer with ``reply``."""
+
+    protocol_version = "HTTP/1.1"
+    server: LocalHTTPServer
+    _fault_after: str | None = None
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    # -- dispatch -------------------------------------------------------------------------
+    def _dispatch(self, method: str) -> None:
+        self.server.count(method)
+        if self.server.latency:
+            time.sleep(self.server.latency)
+        fault = self.server.faults.draw(method)
+        self._fault_after = None
+        if fault in ("500", "503"):
+            self.discard_body()
+            headers = {"Retry-After": "0"} if fault == "503" else {}
+            self.reply(int(fault), b"injected fault\n", "text/plain", headers)
+            return
+        if fault == "reset":
+            self._reset()
+            return
+        if fault == "stall":
+            time.sleep(self.server.faults.stall_seconds)
+            self._reset()
+            return
+        if fault == "truncate":
+            self._fault_after = fault
+        try:
+            self.route(method)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def route(self, method: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- request body -----------------------------------------------------------------------
+    def iter_body(self, chunk: int = 1 << 16) -> Iterable[bytes]:
+        """Yield the request body in chunks (Content-Length or chunked transfer coding)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                remaining = size
+                while remaining:
+                    data = self.rfile.read(min(chunk, remaining))
+                    if not data:
+                        raise ConnectionResetError("client closed mid-body")
+                    remaining -= len(data)
+                    yield data
+                self.rfile.readline(3)
+        else:
+            remaining = int(self.headers.get("Content-Length") or 0)
+            while remaining > 0:
+                data = self.rfile.read(min(chunk, remaining))
+                if not data:
+                    raise ConnectionResetError("client closed mid-body")
+                remaining -= len(data)
+                yield data
+
+    def read_body(self, limit: int = 64 << 20) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        for data in self.iter_body():
+            size += len(data)
+            if size > limit:
+                raise ValueError("request body too large")
+            parts.append(data)
+        return b"".join(parts)
+
+    def discard_body(self) -> None:
+        for _ in self.iter_body():
+            pass
+
+    # -- responses --------------------------------------------------------------------------
+    def reply(
+        self,
+        status: int,
+        body: bytes | Path | BinaryIO = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Send a whole response; a file body is streamed. Applies an ``after`` fault."""
+        if isinstance(body, Path):
+            length = body.stat().st_size
+            stream: BinaryIO | None = body.open("rb")
+            data = b""
+        elif isinstance(body, bytes):
+            length, stream, data = len(body), None, body
+        else:
+            stream = body
+            stream.seek(0, 2)
+            length = stream.tell()
+            stream.seek(0)
+            data = b""
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        truncate = self._fault_after == "truncate"
+        limit = length // 2 if truncate else length
+        try:
+            if self.command != "HEAD":
+                if stream is None:
+                    self.wfile.write(data[:limit])
+                else:
+                    sent = 0
+                    while sent < limit:
+                        buf = stream.read(min(1 << 16, limit - sent))
+                        if not buf:
+                            break
+                        self.wfile.write(buf)
+                        sent += len(buf)
+            if truncate:
+                self.wfile.flush()
+                self._reset()
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def _reset(self) -> None:
+        """Drop the connection abruptly (RST), as a crashed or overloaded server would."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
