@@ -83,7 +83,7 @@ class LocalHTTPServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start(self) -> LocalHTTPServer:
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 

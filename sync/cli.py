@@ -1,0 +1,459 @@
+"""The command line: thin. Parses options, builds a Pipeline and an Engine, prints results.
+
+Exit codes: 0 every item synced; 1 some items failed (recorded, see ``status``; ``replay``
+retries them) or the run stopped; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from . import __version__
+from .config import Pipeline, load_pipeline
+from .engine import Engine, RunResult, audit
+from .errors import ConfigError, SyncError, redact
+from .state import State
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Mirror a ResourceSync source into a SWORD v2 repository.",
+)
+log = logging.getLogger("sync")
+
+StateOpt = Annotated[
+    Path | None,
+    typer.Option("--state", help="State DB file (default: state/<pipeline>.sqlite)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+CommentOpt = Annotated[str | None, typer.Option("--comment", help="Note kept with the run.")]
+WorkersOpt = Annotated[
+    int | None, typer.Option("--workers", min=1, max=256, help="Items synced in parallel.")
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=1, help="Sync at most N items in this run.")
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force-delete", help="Allow a run to delete more than max_delete_share.")
+]
+HostConcOpt = Annotated[
+    int | None, typer.Option("--per-host-concurrency", min=1, help="Requests in flight per host.")
+]
+RateOpt = Annotated[
+    float | None,
+    typer.Option("--rate", min=0.0, help="Requests per second per host (0: no bound)."),
+]
+CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle for private CAs.")]
+InsecureOpt = Annotated[
+    bool, typer.Option("--insecure", help="Do not verify TLS certificates (not advised).")
+]
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_RedactingFormatter("resync-sword: %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    for noisy in ("urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_debug = False
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Verbose logs and tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+) -> None:
+    global _debug
+    _debug = debug
+    _setup_logging(debug, quiet)
+
+
+def _overrides(
+    p: Pipeline,
+    *,
+    workers: int | None = None,
+    limit: int | None = None,
+    per_host: int | None = None,
+    rate: float | None = None,
+    ca_bundle: Path | None = None,
+    insecure: bool = False,
+    state: Path | None = None,
+) -> Pipeline:
+    changes: dict[str, Any] = {}
+    if workers is not None:
+        changes["workers"] = workers
+    if limit is not None:
+        changes["limit"] = limit
+    if per_host is not None:
+        changes["per_host_concurrency"] = per_host
+    if rate is not None:
+        changes["per_host_rate"] = rate
+    if ca_bundle is not None:
+        changes["ca_bundle"] = str(ca_bundle)
+    if insecure:
+        log.warning(
+            "TLS certificate verification is OFF (--insecure): anyone on the path can "
+            "read and alter what is synced"
+        )
+        changes["verify_tls"] = False
+    if state is not None:
+        changes["state"] = str(state)
+    return replace(p, **changes)
+
+
+def _open_state(state: Path | None, *, must_exist: bool) -> tuple[State, Pipeline]:
+    path = state or _default_state()
+    if must_exist and not path.exists():
+        raise ConfigError("no state DB here; run `baseline` or `run` first", resource=str(path))
+    st = State(path)
+    data = st.get_json("pipeline")
+    if must_exist and not data:
+        raise ConfigError("the state DB has no pipeline; run `baseline` first", resource=str(path))
+    pipeline = Pipeline.from_json(data) if data else Pipeline()
+    return st, replace(pipeline, state=str(path))
+
+
+def _default_state() -> Path:
+    found = sorted(Path("state").glob("*.sqlite"))
+    if len(found) == 1:
+        return found[0]
+    return Path("state/default.sqlite")
+
+
+def _report(result: RunResult) -> None:
+    c = result.counts
+    typer.echo(
+        f"run {result.run_id} ({result.kind}): {result.status} - created {c.get('created', 0)}, "
+        f"updated {c.get('updated', 0)}, deleted {c.get('deleted', 0)}, unchanged "
+        f"{c.get('unchanged', 0)}, skipped {c.get('skipped', 0)}, failed {c.get('failed', 0)}"
+    )
+    if result.message:
+        typer.echo(f"  {result.message}", err=True)
+    if c.get("failed"):
+        typer.echo(
+            "  see `resync-sword status` for the errors; `resync-sword replay` retries", err=True
+        )
+
+
+def _guard(fn: Any) -> Any:
+    """Map errors to exit codes; tracebacks only with --debug."""
+    try:
+        return fn()
+    except typer.Exit:
+        raise
+    except SyncError as exc:
+        typer.echo(f"error: {exc.describe()}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; `resync-sword replay` finishes what was under way", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _debug:
+            raise
+        typer.echo(
+            f"error: internal error: {redact(repr(exc))} (run with --debug for details)", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+def _run(engine_call: Any) -> None:
+    result: RunResult = _guard(engine_call)
+    _report(result)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def baseline(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Site, source description, capability list, "
+            "resource list or resource list index URL."
+        ),
+    ],
+    collection: Annotated[str, typer.Option("--collection", help="Destination Col-IRI.")],
+    service_document: Annotated[
+        str | None, typer.Option("--service-document", help="SWORD SD-IRI.")
+    ] = None,
+    state: StateOpt = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", help="SWORD user; the password comes from $SWORD_PASSWORD."),
+    ] = None,
+    on_behalf_of: Annotated[str | None, typer.Option("--on-behalf-of")] = None,
+    name: Annotated[str, typer.Option("--name", help="Pipeline name.")] = "default",
+    comment: CommentOpt = None,
+    workers: WorkersOpt = None,
+    limit: LimitOpt = None,
+    per_host_concurrency: HostConcOpt = None,
+    rate: RateOpt = None,
+    force_delete: ForceOpt = False,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Mirror a source into a collection (first run; re-running updates, never duplicates)."""
+
+    def go() -> RunResult:
+        p = Pipeline(
+            name=name,
+            source=source,
+            collection=collection,
+            service_document=service_document,
+            username=username,
+            on_behalf_of=on_behalf_of,
+        )
+        p = _overrides(
+            p,
+            workers=workers,
+            limit=limit,
+            per_host=per_host_concurrency,
+            rate=rate,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+            state=state or Path(f"state/{name}.sqlite"),
+        )
+        p.validate()
+        st = State(p.state_path())
+        return Engine(p, st, progress=True).baseline(comment, force_delete=force_delete)
+
+    _run(go)
+
+
+@app.command()
+def run(
+    pipeline_file: Annotated[Path, typer.Argument(help="pipelines/NAME.toml")],
+    comment: CommentOpt = None,
+    workers: WorkersOpt = None,
+    limit: LimitOpt = None,
+    per_host_concurrency: HostConcOpt = None,
+    rate: RateOpt = None,
+    force_delete: ForceOpt = False,
+    state: StateOpt = None,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Run a pipeline: baseline on a new state DB, incremental afterwards."""
+
+    def go() -> RunResult:
+        p = _overrides(
+            load_pipeline(pipeline_file),
+            workers=workers,
+            limit=limit,
+            per_host=per_host_concurrency,
+            rate=rate,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+            state=state,
+        )
+        st = State(p.state_path())
+        engine = Engine(p, st, progress=True)
+        if st.last_successful_cursor() is None:
+            return engine.baseline(comment, force_delete=force_delete)
+        st.set_json("pipeline", p.to_json())
+        return engine.incremental(comment, force_delete=force_delete)
+
+    _run(go)
+
+
+@app.command()
+def incremental(
+    state: StateOpt = None,
+    comment: CommentOpt = None,
+    workers: WorkersOpt = None,
+    limit: LimitOpt = None,
+    per_host_concurrency: HostConcOpt = None,
+    rate: RateOpt = None,
+    force_delete: ForceOpt = False,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Apply the source's changes since the last sync (source and destination from the state)."""
+
+    def go() -> RunResult:
+        st, p = _open_state(state, must_exist=True)
+        p = _overrides(
+            p,
+            workers=workers,
+            limit=limit,
+            per_host=per_host_concurrency,
+            rate=rate,
+            ca_bundle=ca_bundle,
+            insecure=insecure,
+        )
+        return Engine(p, st, progress=True).incremental(comment, force_delete=force_delete)
+
+    _run(go)
+
+
+@app.command()
+def replay(
+    state: StateOpt = None,
+    comment: CommentOpt = None,
+    workers: WorkersOpt = None,
+    ca_bundle: CaOpt = None,
+    insecure: InsecureOpt = False,
+) -> None:
+    """Retry every failed or unfinished item (idempotently)."""
+
+    def go() -> RunResult:
+        st, p = _open_state(state, must_exist=True)
+        p = _overrides(p, workers=workers, ca_bundle=ca_bundle, insecure=insecure)
+        return Engine(p, st, progress=True).replay(comment)
+
+    _run(go)
+
+
+@app.command()
+def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+    """Items by state, past runs and the errors of items that are not synced."""
+
+    def go() -> None:
+        st, _p = _open_state(state, must_exist=True)
+        counts = st.count_items()
+        failing = []
+        for item in st.failed_items():
+            failing.append(
+                {
+                    "item": item.key,
+                    "status": item.status,
+                    "code": item.error_code,
+                    "error": item.error,
+                }
+            )
+        runs = [r.as_dict() for r in st.runs()]
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {"state": str(st.path), "items": counts, "not_synced": failing, "runs": runs},
+                    indent=2,
+                    ensure_ascii=False,
+                )
+            )
+            return
+        typer.echo(f"state: {st.path}")
+        typer.echo("items: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+        if failing:
+            typer.echo(f"not synced ({len(failing)}):")
+            for f in failing[:50]:
+                typer.echo(f"  {f['status']:<11} {f['item']}\n      {f['error']}")
+            if len(failing) > 50:
+                typer.echo(f"  ... and {len(failing) - 50} more (--json lists all)")
+        _print_runs(runs)
+
+    _guard(go)
+
+
+def _print_runs(runs: list[dict[str, Any]]) -> None:
+    typer.echo("runs:")
+    typer.echo(
+        f"  {'id':>4} {'kind':<11} {'status':<8} {'started':<20} {'created':>7} "
+        f"{'updated':>7} {'deleted':>7} {'unchanged':>9} {'failed':>6}  comment"
+    )
+    for r in runs:
+        typer.echo(
+            f"  {r['id']:>4} {r['kind']:<11} {r['status']:<8} {r['started'][:19]:<20} "
+            f"{r['created']:>7} {r['updated']:>7} {r['deleted']:>7} {r['unchanged']:>9} "
+            f"{r['failed']:>6}  {r['comment'] or ''}"
+        )
+
+
+@app.command()
+def runs(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+    """Past runs: kind, times, counts, status, comment."""
+
+    def go() -> None:
+        st, _p = _open_state(state, must_exist=True)
+        data = [r.as_dict() for r in st.runs()]
+        if as_json:
+            typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            _print_runs(data)
+
+    _guard(go)
+
+
+@app.command("audit")
+def audit_cmd(state: StateOpt = None, as_json: JsonOpt = False) -> None:
+    """Compare source, state DB and destination; change nothing. Exit 0 only when in sync."""
+
+    def go() -> int:
+        st, p = _open_state(state, must_exist=True)
+        report = audit(Engine(p, st, progress=False))
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "in_sync": report.in_sync,
+                        "differences": report.differences,
+                        "items": report.checked_items,
+                        "resources": report.checked_resources,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            for line in report.differences:
+                typer.echo(line)
+            typer.echo(
+                f"audit: {report.checked_resources} resources, {report.checked_items} "
+                f"items, {len(report.differences)} differences"
+            )
+        return 0 if report.in_sync else 1
+
+    raise typer.Exit(_guard(go))
+
+
+@app.command()
+def undo(
+    run_id: Annotated[int, typer.Argument(help="The run whose containers to remove.")],
+    state: StateOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    comment: CommentOpt = None,
+) -> None:
+    """Remove from the destination the containers that one run created (and only those)."""
+
+    def go() -> RunResult:
+        st, p = _open_state(state, must_exist=True)
+        target = st.run(run_id)
+        if target is None:
+            raise ConfigError(f"no run {run_id} in this state DB", resource=str(st.path))
+        keys = st.items_created_in(run_id)
+        if not yes:
+            typer.confirm(
+                f"Delete the {len(keys)} containers created by run {run_id} "
+                f"({target.kind}, {target.started[:19]}) from the destination?",
+                abort=True,
+            )
+        return Engine(p, st, progress=True).undo(run_id, comment)
+
+    _run(go)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"resync-sword {__version__}")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:  # pragma: no cover - typer handles most
+        typer.echo(f"error: {exc.describe()}", err=True)
+        sys.exit(2)

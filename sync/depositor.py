@@ -1,0 +1,449 @@
+"""Depositor: carry out one item's plan against the SWORD v2 server, recording every step.
+
+The order of a deposit is fixed by the SWORD profile: create the container with an Atom entry
+and ``In-Progress: true``, add each file to the EM-IRI, then complete it. Before each call that
+creates something the intent is written to the state DB, and the result right after; so a run
+killed at any point can be resumed by ``replay`` without duplicates: a create whose answer was
+lost is looked up in the collection (by Slug or source identifier) before it is sent again, and
+an upload whose answer was lost is looked up in the statement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from .config import Pipeline
+from .crosswalk import DCRecord, read_metadata
+from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
+from .fetcher import Fetched, Fetcher
+from .filenames import filename_from_url
+from .model import Entry, Item
+from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
+from .state import COMPLETE, CONFLICT, CREATING, DELETED, IN_PROGRESS, FileState, ItemState, State
+from .sword.atom import Receipt, Statement, build_entry
+from .sword.client import ListingUnsupportedError, SwordClient
+
+log = logging.getLogger(__name__)
+
+
+def ambiguous(exc: SyncError) -> bool:
+    """A failure after which the request may or may not have been carried out."""
+    return bool(getattr(exc, "transient", False)) and isinstance(exc, (FetchError, DepositError))
+
+
+@dataclass
+class Outcome:
+    """What happened to one item: created | updated | deleted | unchanged | skipped."""
+
+    kind: str
+    warning: str | None = None
+
+
+class Depositor:
+    """Applies plans; one instance serves all worker threads (it holds no per-item state)."""
+
+    def __init__(
+        self, state: State, sword: SwordClient, fetcher: Fetcher, pipeline: Pipeline, run_id: int
+    ) -> None:
+        self.state = state
+        self.sword = sword
+        self.fetcher = fetcher
+        self.pipeline = pipeline
+        self.run_id = run_id
+        self.attempts = max(1, pipeline.attempts)
+
+    # -- entry point -------------------------------------------------------------------------
+    def apply(
+        self, item: Item | None, plan: ItemPlan, collection_iri: str, st: ItemState | None
+    ) -> Outcome:
+        if plan.kind == DELETE:
+            assert st is not None
+            return self._delete(st, plan)
+        assert item is not None
+        try:
+            return self._deposit(item, plan, collection_iri, st)
+        except ConflictError as exc:
+            return self._on_conflict(item, plan, collection_iri, st, exc)
+
+    # -- metadata ----------------------------------------------------------------------------
+    def _metadata(self, item: Item, first_file: str | None) -> tuple[DCRecord, str, str | None]:
+        """The item's DC record, its title, and a warning if a fallback was used."""
+        problems: list[str] = []
+        for record in item.metadata:
+            dl = self.fetcher.fetch(record)
+            try:
+                data = dl.download.path.read_bytes()
+            finally:
+                dl.discard()
+            try:
+                _fmt, dc = read_metadata(data, url=record.loc)
+            except MetadataError as exc:
+                problems.append(exc.describe())
+                continue
+            if dc.title:
+                return dc, dc.title, None
+            problems.append(f"metadata-no-title [{record.loc}]: the record has no title")
+            fallback_dc = dc
+            break
+        else:
+            fallback_dc = DCRecord({})
+        if item.metadata and problems and self.pipeline.missing_title == "fail":
+            raise MetadataError(
+                "no readable metadata record with a title: " + "; ".join(problems),
+                resource=item.key,
+                hint='set missing_title = "fallback" to deposit with a fallback title',
+            )
+        title = first_file or filename_from_url(item.files[0].loc if item.files else item.key)
+        warning = ("deposited with fallback title: " + "; ".join(problems)) if problems else None
+        return fallback_dc, title, warning
+
+    def _entry_bytes(self, item: Item, dc: DCRecord, title: str) -> bytes:
+        ids = [e.loc for e in item.metadata] or [item.key]
+        return build_entry(dc, title=title, source_ids=ids)
+
+    # -- deposit -----------------------------------------------------------------------------
+    def _deposit(self, item: Item, plan: ItemPlan, col: str, st: ItemState | None) -> Outcome:
+        key = item.key
+        files = {f.loc: f for f in item.files}
+        need_files = [files[loc] for loc in (*plan.add, *plan.replace)]
+        need_metadata = plan.kind == CREATE or plan.replace_metadata
+        warning = None
+        with ExitStack() as stack:
+            fetched: dict[str, Fetched] = {}
+            for f in need_files:  # everything verified before the destination is touched
+                got = self.fetcher.fetch(f)
+                stack.callback(got.discard)
+                fetched[f.loc] = got
+                self._check_upload_size(got)
+            title, entry = "", b""
+            if need_metadata:
+                first = (
+                    fetched[item.files[0].loc].filename
+                    if item.files and item.files[0].loc in fetched
+                    else None
+                )
+                dc, title, warning = self._metadata(item, first)
+                entry = self._entry_bytes(item, dc, title)
+            rebuild = self._needs_media_rebuild(plan, st)
+            if rebuild and st is not None:
+                for loc in files:
+                    if loc not in fetched:
+                        got = self.fetcher.fetch(files[loc])
+                        stack.callback(got.discard)
+                        fetched[loc] = got
+            fp = metadata_fingerprint(item, col)
+            if plan.kind == CREATE:
+                receipt = self._create(key, col, entry, plan.recover)
+                st = self.state.item(key)
+                assert st is not None
+                self.state.update_item(key, metadata_fp=fp, title=title)
+            else:
+                assert st is not None and st.edit_iri
+                receipt = None
+                if plan.replace_metadata:
+                    self.state.journal(self.run_id, key, "replace-metadata", st.edit_iri, "intent")
+                    self.sword.replace_metadata(st.edit_iri, entry, in_progress=True)
+                    self.state.update_item(key, metadata_fp=fp, title=title)
+                    self.state.journal(self.run_id, key, "replace-metadata", st.edit_iri, "done")
+            em_iri = (receipt.em_iri if receipt else None) or st.em_iri
+            if not em_iri:
+                raise DepositError(
+                    "the server gave no EM-IRI for the container", resource=st.edit_iri or key
+                )
+            if rebuild:
+                self._rebuild_media(key, em_iri, item, fetched)
+            else:
+                for fs in plan.remove:
+                    self._remove_file(key, fs)
+                for loc in plan.replace:
+                    old = st.files.get(loc)
+                    if old is not None:
+                        self._remove_file(key, old)
+                    self._add_file(key, em_iri, fetched[loc], st, verify=False)
+                for loc in plan.add:
+                    self._add_file(key, em_iri, fetched[loc], st, verify=loc in plan.verify)
+            if plan.complete:
+                self._complete(key)
+        self.state.update_item(
+            key,
+            status=COMPLETE,
+            error=None,
+            error_code=None,
+            updated_run=self.run_id,
+            stale=0,
+        )
+        if warning:
+            self.state.update_item(key, error=warning, error_code="warning")
+            log.warning("%s: %s", key, warning)
+        kind = "created" if plan.kind == CREATE else "updated"
+        return Outcome(kind, warning)
+
+    def _check_upload_size(self, got: Fetched) -> None:
+        limit = self.sword.max_upload_kb
+        if limit is not None and got.download.size > limit * 1024:
+            raise DepositError(
+                f"file is {got.download.size} bytes, over the server's maxUploadSize of {limit} kB",
+                resource=got.entry.loc,
+                hint="ask the repository to raise its upload limit",
+            )
+
+    @staticmethod
+    def _needs_media_rebuild(plan: ItemPlan, st: ItemState | None) -> bool:
+        """Replacing or removing a file on a server without per-file IRIs: redo all media."""
+        if st is None or not (plan.replace or plan.remove):
+            return False
+        touched = [st.files[loc] for loc in plan.replace if loc in st.files] + list(plan.remove)
+        return any(not f.file_iri for f in touched)
+
+    # -- create with recovery ----------------------------------------------------------------
+    def _create(self, key: str, col: str, entry: bytes, recover: bool) -> Receipt:
+        slug = slug_for(key)
+        if recover:
+            found = self._find_container(key, col, slug)
+            if found is not None:
+                return found
+        for attempt in range(1, self.attempts + 1):
+            self.state.update_item(
+                key,
+                status=CREATING,
+                create_pending=1,
+                slug=slug,
+                collection_iri=col,
+                created_run=self.run_id,
+                edit_iri=None,
+                em_iri=None,
+                se_iri=None,
+                statement_iri=None,
+            )
+            self.state.drop_files(key)
+            self.state.journal(self.run_id, key, "create", col, "intent")
+            try:
+                receipt = self.sword.create(col, entry, slug=slug, in_progress=True)
+            except (FetchError, DepositError) as exc:
+                if not ambiguous(exc) or attempt == self.attempts:
+                    raise
+                found = self._find_container(key, col, slug)
+                if found is not None:
+                    return found
+                continue
+            self._record_receipt(key, receipt)
+            self.state.journal(self.run_id, key, "create", receipt.edit_iri, "done")
+            return receipt
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record_receipt(self, key: str, receipt: Receipt) -> None:
+        self.state.update_item(
+            key,
+            status=IN_PROGRESS,
+            create_pending=0,
+            edit_iri=receipt.edit_iri,
+            em_iri=receipt.em_iri,
+            se_iri=receipt.se_iri or receipt.edit_iri,
+            statement_iri=receipt.statement_atom or receipt.statement_ore,
+        )
+
+    def _find_container(self, key: str, col: str, slug: str) -> Receipt | None:
+        """Did an earlier create land? Look for our Slug or source identifier."""
+        try:
+            entries = self.sword.list_collection(col)
+        except ListingUnsupportedError:
+            log.warning("%s: cannot check whether an earlier create landed (no listing)", key)
+            return None
+        for ce in entries:
+            if ce.slug == slug or key in ce.identifiers:
+                receipt = self.sword.receipt(ce.edit_iri)
+                self._record_receipt(key, receipt)
+                self.state.journal(self.run_id, key, "create", ce.edit_iri, "recovered")
+                self._adopt_files(key, receipt)
+                return receipt
+        return None
+
+    def _adopt_files(self, key: str, receipt: Receipt) -> None:
+        """After recovering a container, learn which files it already holds."""
+        self.state.drop_files(key)
+
+    # -- files -------------------------------------------------------------------------------
+    def _statement(self, key: str) -> Statement | None:
+        st = self.state.item(key)
+        if st is None or not st.statement_iri:
+            return None
+        return self.sword.statement(st.statement_iri)
+
+    def _landed(self, key: str, got: Fetched) -> str | None:
+        """The IRI of an upload that landed although its answer was lost, if it did."""
+        statement = self._statement(key)
+        if statement is None:
+            return None
+        for f in statement.files:
+            if f.name == got.filename and (f.md5 is None or f.md5 == got.download.md5):
+                return f.iri or ""
+        return None
+
+    def _add_file(
+        self, key: str, em_iri: str, got: Fetched, st: ItemState, *, verify: bool
+    ) -> None:
+        loc = got.entry.loc
+        if verify:
+            iri = self._landed(key, got)
+            if iri is not None:
+                self._file_done(key, got, iri or None)
+                return
+        for attempt in range(1, self.attempts + 1):
+            self.state.set_file(
+                key,
+                loc,
+                status="uploading",
+                run_id=self.run_id,
+                filename=got.filename,
+                md5=got.download.md5,
+                size=got.download.size,
+                content_type=got.content_type,
+                fingerprint=got.entry.fingerprint,
+            )
+            try:
+                iri = self.sword.add_file(
+                    em_iri,
+                    got.download.path,
+                    filename=got.filename,
+                    md5=got.download.md5,
+                    content_type=got.content_type,
+                    in_progress=True,
+                )
+            except (FetchError, DepositError) as exc:
+                if not ambiguous(exc) or attempt == self.attempts:
+                    raise
+                landed = self._landed(key, got)
+                if landed is not None:
+                    self._file_done(key, got, landed or None)
+                    return
+                continue
+            self._file_done(key, got, iri)
+            return
+
+    def _file_done(self, key: str, got: Fetched, iri: str | None) -> None:
+        self.state.set_file(
+            key,
+            got.entry.loc,
+            status="uploaded",
+            run_id=self.run_id,
+            filename=got.filename,
+            md5=got.download.md5,
+            size=got.download.size,
+            content_type=got.content_type,
+            fingerprint=got.entry.fingerprint,
+            file_iri=iri,
+        )
+
+    def _remove_file(self, key: str, fs: FileState) -> None:
+        if fs.file_iri:
+            self.state.journal(self.run_id, key, "delete-file", fs.file_iri, "intent")
+            self.sword.delete_file(fs.file_iri)
+        self.state.drop_file(key, fs.loc)
+
+    def _rebuild_media(
+        self, key: str, em_iri: str, item: Item, fetched: dict[str, Fetched]
+    ) -> None:
+        self.state.journal(self.run_id, key, "delete-media", em_iri, "intent")
+        self.sword.delete_media(em_iri)
+        self.state.drop_files(key)
+        st = self.state.item(key)
+        assert st is not None
+        for f in item.files:
+            self._add_file(key, em_iri, fetched[f.loc], st, verify=False)
+
+    def _complete(self, key: str) -> None:
+        st = self.state.item(key)
+        assert st is not None and st.edit_iri
+        se = st.se_iri or st.edit_iri
+        self.sword.complete(se)
+        dest_state = None
+        if st.statement_iri:
+            try:
+                dest_state = self.sword.statement(st.statement_iri).state
+            except SyncError as exc:  # the deposit is done; the state is only informative
+                log.info("%s: could not read the statement: %s", key, exc.describe())
+        self.state.update_item(key, dest_state=dest_state)
+
+    # -- delete ------------------------------------------------------------------------------
+    def _delete(self, st: ItemState, plan: ItemPlan) -> Outcome:
+        edit_iri = st.edit_iri
+        if plan.recover and not edit_iri and st.collection_iri:
+            found = self._find_container(st.key, st.collection_iri, st.slug or slug_for(st.key))
+            edit_iri = found.edit_iri if found else None
+        if edit_iri:
+            self.state.journal(self.run_id, st.key, "delete", edit_iri, "intent")
+            try:
+                self.sword.delete_container(edit_iri)
+            except ConflictError as exc:
+                if self.pipeline.on_archived == "skip":
+                    self.state.update_item(
+                        st.key,
+                        status=DELETED,
+                        stale=1,
+                        deleted_run=self.run_id,
+                        error=exc.describe(),
+                        error_code="warning",
+                    )
+                    return Outcome("skipped", exc.describe())
+                self.state.update_item(
+                    st.key, status=CONFLICT, error=exc.describe(), error_code=exc.code
+                )
+                raise
+            self.state.journal(self.run_id, st.key, "delete", edit_iri, "done")
+        self.state.drop_files(st.key)
+        self.state.update_item(
+            st.key,
+            status=DELETED,
+            deleted_run=self.run_id,
+            create_pending=0,
+            error=None,
+            error_code=None,
+        )
+        return Outcome("deleted")
+
+    # -- archived items ----------------------------------------------------------------------
+    def _on_conflict(
+        self, item: Item, plan: ItemPlan, col: str, st: ItemState | None, exc: ConflictError
+    ) -> Outcome:
+        policy = self.pipeline.on_archived
+        key = item.key
+        if policy == "skip" and st is not None:
+            # accept the divergence: record the source's versions as seen, mark the item stale
+            self.state.update_item(
+                key,
+                status=COMPLETE,
+                stale=1,
+                metadata_fp=metadata_fingerprint(item, col),
+                error=exc.describe(),
+                error_code="warning",
+            )
+            for f in item.files:
+                old = st.files.get(f.loc)
+                self.state.set_file(
+                    key,
+                    f.loc,
+                    status="uploaded",
+                    run_id=self.run_id,
+                    fingerprint=f.fingerprint,
+                    file_iri=old.file_iri if old else None,
+                )
+            for fs in plan.remove:
+                self.state.drop_file(key, fs.loc)
+            return Outcome("skipped", exc.describe())
+        if policy == "recreate" and st is not None and st.edit_iri:
+            self.state.journal(self.run_id, key, "recreate", st.edit_iri, "intent")
+            self.sword.delete_container(st.edit_iri)  # a refusal here fails the item
+            self.state.drop_files(key)
+            self.state.update_item(
+                key, status=DELETED, edit_iri=None, em_iri=None, se_iri=None, statement_iri=None
+            )
+            fresh = ItemPlan(key, CREATE, add=tuple(f.loc for f in item.files), complete=True)
+            return self._deposit(item, fresh, col, None)
+        self.state.update_item(key, status=CONFLICT, error=exc.describe(), error_code=exc.code)
+        raise exc
+
+
+FetchFn = Callable[[Entry], Fetched]

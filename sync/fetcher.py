@@ -1,0 +1,106 @@
+"""Fetcher: download a source resource to a temporary file and prove it is what was announced.
+
+Checks, in order: the URL is inside the source's hosts (redirects too, in ``Http``), the size
+stays under the configured maximum, the length and every announced hash match (md5, sha-1,
+sha-256), and a resource announced as something else did not come back as an HTML page (a
+login or error page served with 200). A failed check discards the bytes: they never reach the
+destination.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .errors import IntegrityError
+from .filenames import filename_from_url, safe_filename
+from .http import Download, Http
+from .model import Entry
+
+log = logging.getLogger(__name__)
+
+try:  # python-magic needs libmagic; without it we fall back to the announced types
+    import magic as _magic
+
+    def sniff(path: str) -> str | None:
+        try:
+            return str(_magic.from_file(path, mime=True))
+        except Exception:  # libmagic errors are not worth failing a deposit for
+            return None
+except ImportError:  # pragma: no cover - depends on the machine
+
+    def sniff(path: str) -> str | None:
+        return None
+
+
+@dataclass
+class Fetched:
+    """A verified download with the name and type to deposit it under."""
+
+    entry: Entry
+    download: Download
+    filename: str
+    content_type: str
+
+    def discard(self) -> None:
+        self.download.discard()
+
+
+def _is_html(mime: str | None) -> bool:
+    if not mime:
+        return False
+    return mime.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
+
+
+class Fetcher:
+    """Downloads and verifies resources for the depositor."""
+
+    def __init__(self, http: Http, *, max_file_size: int, tmpdir: str | None = None) -> None:
+        self.http = http
+        self.max_file_size = max_file_size
+        self.tmpdir = tmpdir
+
+    def fetch(self, entry: Entry) -> Fetched:
+        if entry.length is not None and entry.length > self.max_file_size:
+            raise IntegrityError(
+                f"announced length {entry.length} is over the maximum file size "
+                f"({self.max_file_size} bytes)",
+                resource=entry.loc,
+                hint="raise max_file_size in the pipeline if this file is expected",
+            )
+        dl = self.http.download(entry.loc, max_bytes=self.max_file_size, directory=self.tmpdir)
+        try:
+            verify(entry, dl)
+            sniffed = sniff(str(dl.path)) if dl.size else None
+            if _is_html(sniffed) and entry.type and not _is_html(entry.type):
+                raise IntegrityError(
+                    f"announced as {entry.type} but the server sent an HTML page",
+                    resource=entry.loc,
+                    hint="the source may serve an error or login page for this resource",
+                )
+        except BaseException:
+            dl.discard()
+            raise
+        name = safe_filename(dl.filename or filename_from_url(entry.loc))
+        served = (dl.content_type or "").split(";")[0].strip() or None
+        ctype = entry.type or (sniffed if dl.size else None) or served or "application/octet-stream"
+        return Fetched(entry=entry, download=dl, filename=name, content_type=ctype)
+
+
+def verify(entry: Entry, dl: Download) -> None:
+    """Raise ``IntegrityError`` unless the download matches the entry's length and hashes."""
+    if entry.length is not None and entry.length != dl.size:
+        raise IntegrityError(
+            f"length mismatch: the list says {entry.length} bytes, got {dl.size}",
+            resource=entry.loc,
+        )
+    for algorithm, expected in entry.hashes:
+        actual = dl.digest(algorithm)
+        if actual is None:
+            raise IntegrityError(f"cannot check hash algorithm {algorithm!r}", resource=entry.loc)
+        if actual != expected.lower():
+            raise IntegrityError(
+                f"{algorithm} mismatch: the list says {expected}, the bytes hash to {actual}",
+                resource=entry.loc,
+                hint="the source changed or corrupted the file; it was not deposited",
+            )

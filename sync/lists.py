@@ -1,0 +1,266 @@
+"""Reading ResourceSync documents (sitemaps): streaming, defended, one document at a time.
+
+A list document is downloaded to a temporary file (bounded size), then parsed with
+defusedxml's ``iterparse`` (DTDs, entities and external references refused) and yielded entry
+by entry, clearing each element after use: memory stays flat whatever the size of the source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+from resync.w3c_datetime import str_to_datetime
+
+from .errors import DocumentError, SyncError
+from .http import Http
+from .model import HASH_ALGORITHMS, Entry, Link, ListInfo
+
+SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+RS = "{http://www.openarchives.org/rs/terms/}"
+MAX_ENTRIES = 50_000  # the sitemap protocol's limit per document
+MAX_BYTES = 60 * 1024 * 1024  # 50 MB allowed by the protocol, plus slack
+_HASH_NAMES = {"md5": "md5", "sha-1": "sha-1", "sha1": "sha-1", "sha-256": "sha-256"}
+_HASH_NAMES["sha256"] = "sha-256"
+
+
+def parse_datetime(value: str | None, *, where: str) -> datetime | None:
+    """W3C datetime (as resync reads it) to an aware UTC datetime."""
+    if not value:
+        return None
+    try:
+        stamp = str_to_datetime(value.strip())
+    except Exception as exc:
+        raise DocumentError(f"bad W3C datetime {value!r}", resource=where) from exc
+    return datetime.fromtimestamp(stamp, tz=UTC)
+
+
+def parse_hashes(value: str | None, *, where: str) -> tuple[tuple[str, str], ...]:
+    """``md5:<hex> sha-256:<hex>`` -> ((md5, hex), ...). Unknown algorithms are refused."""
+    if not value:
+        return ()
+    out: list[tuple[str, str]] = []
+    for token in value.split():
+        name, sep, digest = token.partition(":")
+        alg = _HASH_NAMES.get(name.lower())
+        if not sep or not digest:
+            raise DocumentError(f"malformed hash {token!r}", resource=where)
+        if alg is None:
+            raise DocumentError(
+                f"unknown hash algorithm {name!r} (known: {', '.join(HASH_ALGORITHMS)})",
+                resource=where,
+            )
+        out.append((alg, digest.lower()))
+    return tuple(out)
+
+
+def _int(value: str | None, *, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise DocumentError(f"bad length {value!r}", resource=where) from exc
+    if number < 0:
+        raise DocumentError(f"negative length {value!r}", resource=where)
+    return number
+
+
+def _link(el: Any, where: str) -> Link | None:
+    rel, href = el.get("rel"), el.get("href")
+    if not rel or not href:
+        return None
+    extra = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in ("rel", "href", "type")))
+    return Link(rel=rel.strip().lower(), href=href.strip(), type=el.get("type"), attrs=extra)
+
+
+def _entry(el: Any, doc_url: str) -> Entry:
+    loc_el = el.find(f"{SM}loc")
+    loc = (loc_el.text or "").strip() if loc_el is not None else ""
+    if not loc:
+        raise DocumentError("an entry has no <loc>", resource=doc_url)
+    lastmod_el = el.find(f"{SM}lastmod")
+    md = el.find(f"{RS}md")
+    mda = md.attrib if md is not None else {}
+    links = tuple(ln for ln in (_link(x, loc) for x in el.findall(f"{RS}ln")) if ln is not None)
+    change = mda.get("change")
+    if change is not None and change not in ("created", "updated", "deleted"):
+        raise DocumentError(f"unknown change type {change!r}", resource=loc)
+    return Entry(
+        loc=loc,
+        lastmod=parse_datetime(lastmod_el.text if lastmod_el is not None else None, where=loc),
+        hashes=parse_hashes(mda.get("hash"), where=loc),
+        length=_int(mda.get("length"), where=loc),
+        type=mda.get("type"),
+        links=links,
+        change=change,
+        change_time=parse_datetime(mda.get("datetime"), where=loc),
+        capability=mda.get("capability"),
+        md_from=parse_datetime(mda.get("from"), where=loc),
+        md_until=parse_datetime(mda.get("until"), where=loc),
+    )
+
+
+@dataclass
+class ListDocument:
+    """A downloaded list document; ``entries()`` streams it and may be called once."""
+
+    info: ListInfo
+    path: Path
+    max_entries: int
+    links: tuple[Link, ...] = ()
+
+    def entries(self) -> Iterator[Entry]:
+        try:
+            yield from _iter_entries(self.path, self.info.url, self.max_entries)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _iter_entries(path: Path, url: str, max_entries: int) -> Iterator[Entry]:
+    count = 0
+    depth = 0
+    try:
+        for event, el in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 1 and el.tag in (f"{SM}url", f"{SM}sitemap"):
+                count += 1
+                if count > max_entries:
+                    raise DocumentError(
+                        f"more than {max_entries} entries in one document",
+                        resource=url,
+                        hint="raise max_list_entries in the pipeline if this is expected",
+                    )
+                yield _entry(el, url)
+                el.clear()
+    except (ParseError, DefusedXmlException) as exc:
+        raise DocumentError(f"not well-formed or refused XML: {exc}", resource=url) from None
+
+
+def read_header(path: Path, url: str) -> tuple[ListInfo, tuple[Link, ...]]:
+    """Root element and its ``rs:md`` / ``rs:ln``, without reading the entries."""
+    root_tag = None
+    capability: str | None = None
+    attrs: dict[str, str] = {}
+    links: list[Link] = []
+    depth = 0
+    try:
+        for event, el in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+            if event == "start":
+                depth += 1
+                if depth == 1:
+                    root_tag = el.tag
+                    if el.tag not in (f"{SM}urlset", f"{SM}sitemapindex"):
+                        raise DocumentError(
+                            f"not a sitemap / ResourceSync document (root element {el.tag!r})",
+                            resource=url,
+                        )
+                elif depth == 2 and el.tag in (f"{SM}url", f"{SM}sitemap"):
+                    break
+                continue
+            depth -= 1
+            if depth == 1 and el.tag == f"{RS}md":
+                attrs = dict(el.attrib)
+                capability = attrs.get("capability")
+            elif depth == 1 and el.tag == f"{RS}ln":
+                link = _link(el, url)
+                if link is not None:
+                    links.append(link)
+    except (ParseError, DefusedXmlException) as exc:
+        raise DocumentError(f"not well-formed or refused XML: {exc}", resource=url) from None
+    if root_tag is None:
+        raise DocumentError("empty document", resource=url)
+    info = ListInfo(
+        url=url,
+        capability=capability,
+        is_index=root_tag == f"{SM}sitemapindex",
+        at=parse_datetime(attrs.get("at"), where=url),
+        completed=parse_datetime(attrs.get("completed"), where=url),
+        from_=parse_datetime(attrs.get("from"), where=url),
+        until=parse_datetime(attrs.get("until"), where=url),
+    )
+    return info, tuple(links)
+
+
+class ListReader:
+    """Fetches list documents and walks indexes down to their lists, refusing loops."""
+
+    def __init__(
+        self,
+        http: Http,
+        *,
+        max_bytes: int = MAX_BYTES,
+        max_entries: int = MAX_ENTRIES,
+        max_depth: int = 3,
+        tmpdir: str | None = None,
+    ) -> None:
+        self.http = http
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        self.max_depth = max_depth
+        self.tmpdir = tmpdir
+        self.documents_read = 0
+
+    def fetch(self, url: str) -> ListDocument:
+        download = self.http.download(url, max_bytes=self.max_bytes, directory=self.tmpdir)
+        self.documents_read += 1
+        try:
+            info, links = read_header(download.path, url)
+        except SyncError:
+            download.discard()
+            raise
+        return ListDocument(
+            info=info, path=download.path, max_entries=self.max_entries, links=links
+        )
+
+    def walk(
+        self,
+        url: str,
+        *,
+        expect: str | None = None,
+        _seen: set[str] | None = None,
+        _depth: int = 0,
+    ) -> Iterator[tuple[ListInfo, Iterator[Entry]]]:
+        """Yield (info, entries) for every list under ``url`` (itself or, for an index, its
+        members, recursively). ``expect`` is the capability wanted (a document of another
+        capability is refused); an index's members must not loop or nest too deep."""
+        seen = _seen if _seen is not None else set()
+        if url in seen:
+            raise DocumentError("sitemap index loops back to a document already read", resource=url)
+        if _depth > self.max_depth:
+            raise DocumentError(f"sitemap indexes nest deeper than {self.max_depth}", resource=url)
+        seen.add(url)
+        doc = self.fetch(url)
+        cap = doc.info.capability
+        if expect and cap and cap != expect:
+            doc.discard()
+            raise DocumentError(f"expected a {expect} but the document says {cap}", resource=url)
+        if not doc.info.is_index:
+            yield doc.info, doc.entries()
+            return
+        members = [e.loc for e in doc.entries()]
+        if not members:
+            raise DocumentError("sitemap index lists no documents", resource=url)
+        for member in members:
+            self.http.check_allowed(member, what="list document")
+            yield from self.walk(member, expect=expect, _seen=seen, _depth=_depth + 1)
+
+
+def tmp_space(directory: str | None) -> str | None:
+    """A directory for temporary downloads (``None``: the system default)."""
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    return directory

@@ -1,0 +1,621 @@
+"""The state DB (SQLite): the single source of truth for what is mirrored where.
+
+One file per pipeline. It records every list entry, which item each resource belongs to,
+every container with all its IRIs, every uploaded file, each run, each error and, before each
+remote call that creates something, the intent to make it (so a crash can be recovered from
+without duplicates). WAL journal, one short transaction per step.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, SyncError, redact
+from .model import Entry, Link
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, pipeline TEXT,
+  started TEXT NOT NULL, finished TEXT, status TEXT NOT NULL, comment TEXT,
+  created INTEGER NOT NULL DEFAULT 0, updated INTEGER NOT NULL DEFAULT 0,
+  deleted INTEGER NOT NULL DEFAULT 0, unchanged INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0,
+  requests INTEGER NOT NULL DEFAULT 0, message TEXT, cursor TEXT
+);
+CREATE TABLE resources (
+  loc TEXT PRIMARY KEY, lastmod TEXT, md5 TEXT, sha1 TEXT, sha256 TEXT, length INTEGER,
+  type TEXT, links TEXT NOT NULL DEFAULT '[]', present INTEGER NOT NULL DEFAULT 1,
+  seen_run INTEGER, changed_run INTEGER, change TEXT, change_time TEXT
+);
+CREATE INDEX resources_present ON resources(present, seen_run);
+CREATE TABLE members (loc TEXT PRIMARY KEY, item_key TEXT NOT NULL, role TEXT NOT NULL);
+CREATE INDEX members_item ON members(item_key);
+CREATE TABLE items (
+  key TEXT PRIMARY KEY, status TEXT NOT NULL, collection_iri TEXT, slug TEXT,
+  edit_iri TEXT, em_iri TEXT, se_iri TEXT, statement_iri TEXT, dest_state TEXT,
+  metadata_fp TEXT, title TEXT, create_pending INTEGER NOT NULL DEFAULT 0,
+  stale INTEGER NOT NULL DEFAULT 0, error_code TEXT, error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0, created_run INTEGER, updated_run INTEGER,
+  deleted_run INTEGER, updated_at TEXT
+);
+CREATE INDEX items_status ON items(status);
+CREATE INDEX items_created_run ON items(created_run);
+CREATE TABLE files (
+  item_key TEXT NOT NULL, loc TEXT NOT NULL, filename TEXT, md5 TEXT, size INTEGER,
+  content_type TEXT, fingerprint TEXT, file_iri TEXT, status TEXT NOT NULL, run_id INTEGER,
+  PRIMARY KEY (item_key, loc)
+);
+CREATE TABLE journal (
+  id INTEGER PRIMARY KEY, run_id INTEGER, item_key TEXT, op TEXT NOT NULL, target TEXT,
+  state TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX journal_item ON journal(item_key);
+CREATE TABLE errors (
+  id INTEGER PRIMARY KEY, run_id INTEGER, item_key TEXT, resource TEXT, code TEXT NOT NULL,
+  message TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX errors_item ON errors(item_key);
+"""
+
+# Ordered ladder: MIGRATIONS[v] upgrades a DB at version v to v + 1.
+MIGRATIONS: dict[int, str] = {}
+
+# Item statuses, in the order a deposit goes through them.
+PENDING, CREATING, IN_PROGRESS, COMPLETE = "pending", "creating", "in-progress", "complete"
+FAILED, CONFLICT, DELETED = "failed", "conflict", "deleted"
+RETRYABLE = (PENDING, CREATING, IN_PROGRESS, FAILED, CONFLICT)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def links_json(links: Iterable[Link]) -> str:
+    return json.dumps(
+        [[ln.rel, ln.href, ln.type, [list(a) for a in ln.attrs]] for ln in links],
+        ensure_ascii=False,
+    )
+
+
+def links_from_json(text: str) -> tuple[Link, ...]:
+    return tuple(
+        Link(rel=r, href=h, type=t, attrs=tuple((a[0], a[1]) for a in attrs))
+        for r, h, t, attrs in json.loads(text)
+    )
+
+
+@dataclass(frozen=True)
+class FileState:
+    """A file as recorded in the destination."""
+
+    loc: str
+    filename: str | None
+    md5: str | None
+    fingerprint: str | None
+    file_iri: str | None
+    status: str  # uploading | uploaded
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """An item as recorded: its container's IRIs, status and files."""
+
+    key: str
+    status: str
+    collection_iri: str | None = None
+    slug: str | None = None
+    edit_iri: str | None = None
+    em_iri: str | None = None
+    se_iri: str | None = None
+    statement_iri: str | None = None
+    dest_state: str | None = None
+    metadata_fp: str | None = None
+    title: str | None = None
+    create_pending: bool = False
+    stale: bool = False
+    error_code: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_run: int | None = None
+    files: dict[str, FileState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    kind: str
+    pipeline: str | None
+    started: str
+    finished: str | None
+    status: str
+    comment: str | None
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    failed: int
+    skipped: int
+    requests: int
+    message: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+_ITEM_COLUMNS = [
+    "key",
+    "status",
+    "collection_iri",
+    "slug",
+    "edit_iri",
+    "em_iri",
+    "se_iri",
+    "statement_iri",
+    "dest_state",
+    "metadata_fp",
+    "title",
+    "create_pending",
+    "stale",
+    "error_code",
+    "error",
+    "attempts",
+    "created_run",
+]
+
+
+class State:
+    """Thread-safe access to one state DB file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # -- schema ------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self._lock:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+            if "meta" not in tables:
+                with self.tx():
+                    for stmt in _SCHEMA_V1.split(";"):
+                        if stmt.strip():
+                            self.db.execute(stmt)
+                    self.db.execute(
+                        "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+                return
+            version = int(self.get_meta("schema_version") or 0)
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"state DB has schema version {version}, newer than this resync-sword "
+                    f"understands ({SCHEMA_VERSION})",
+                    resource=str(self.path),
+                    hint="upgrade resync-sword",
+                )
+            while version < SCHEMA_VERSION:
+                script = MIGRATIONS.get(version)
+                if script is None:
+                    raise ConfigError(
+                        f"no upgrade path from state schema version {version}",
+                        resource=str(self.path),
+                    )
+                with self.tx():
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            self.db.execute(stmt)
+                    version += 1
+                    self.set_meta("schema_version", str(version))
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction (re-entrant: inner blocks join the outer one)."""
+        with self._lock:
+            if self.db.in_transaction:
+                yield self.db
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO meta VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    def get_json(self, key: str) -> Any:
+        value = self.get_meta(key)
+        return json.loads(value) if value else None
+
+    def set_json(self, key: str, value: Any) -> None:
+        self.set_meta(key, json.dumps(value, ensure_ascii=False, sort_keys=True))
+
+    # -- runs --------------------------------------------------------------------------------
+    def start_run(self, kind: str, pipeline: str | None, comment: str | None) -> int:
+        with self._lock:
+            cur = self.db.execute(
+                "INSERT INTO runs (kind, pipeline, started, status, comment) "
+                "VALUES (?, ?, ?, 'running', ?)",
+                (kind, pipeline, now(), comment),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, int],
+        message: str | None,
+        cursor: str | None = None,
+    ) -> None:
+        cols = ("created", "updated", "deleted", "unchanged", "failed", "skipped", "requests")
+        with self._lock:
+            self.db.execute(
+                "UPDATE runs SET finished=?, status=?, message=?, cursor=?, "
+                + ", ".join(f"{c}=?" for c in cols)
+                + " WHERE id=?",
+                (
+                    now(),
+                    status,
+                    redact(message) if message else None,
+                    cursor,
+                    *(counts.get(c, 0) for c in cols),
+                    run_id,
+                ),
+            )
+
+    def runs(self) -> list[RunRecord]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT id, kind, pipeline, started, finished, status, comment, created, updated,"
+                " deleted, unchanged, failed, skipped, requests, message FROM runs ORDER BY id"
+            ).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        return next((r for r in self.runs() if r.id == run_id), None)
+
+    def last_successful_cursor(self) -> str | None:
+        with self._lock:
+            row = self.db.execute(
+                "SELECT cursor FROM runs WHERE status IN ('ok', 'partial') AND cursor IS NOT NULL"
+                " AND kind IN ('baseline', 'incremental') ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        return row[0] if row else None
+
+    # -- resources ---------------------------------------------------------------------------
+    def upsert_entries(self, entries: Iterable[Entry], run_id: int, *, batch: int = 2000) -> int:
+        """Record list entries (one transaction per batch); returns how many."""
+        count = 0
+        rows: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            with self.tx():
+                self.db.executemany(
+                    "INSERT INTO resources (loc, lastmod, md5, sha1, sha256, length, type, links,"
+                    " present, seen_run, changed_run, change, change_time)"
+                    " VALUES (?,?,?,?,?,?,?,?,1,?,?,?,?) ON CONFLICT(loc) DO UPDATE SET"
+                    " lastmod=excluded.lastmod, md5=excluded.md5, sha1=excluded.sha1,"
+                    " sha256=excluded.sha256, length=excluded.length, type=excluded.type,"
+                    " links=excluded.links, present=1, seen_run=excluded.seen_run,"
+                    " change=excluded.change, change_time=excluded.change_time,"
+                    " changed_run=CASE WHEN resources.present=0"
+                    "   OR coalesce(resources.md5,'')!=coalesce(excluded.md5,'')"
+                    "   OR coalesce(resources.sha256,'')!=coalesce(excluded.sha256,'')"
+                    "   OR coalesce(resources.length,-1)!=coalesce(excluded.length,-1)"
+                    "   OR coalesce(resources.lastmod,'')!=coalesce(excluded.lastmod,'')"
+                    "   OR resources.links!=excluded.links"
+                    "   THEN excluded.changed_run ELSE resources.changed_run END",
+                    rows,
+                )
+            rows.clear()
+
+        for e in entries:
+            rows.append(
+                (
+                    e.loc,
+                    _dt(e.lastmod),
+                    e.hash("md5"),
+                    e.hash("sha-1"),
+                    e.hash("sha-256"),
+                    e.length,
+                    e.type,
+                    links_json(e.links),
+                    run_id,
+                    run_id,
+                    e.change,
+                    _dt(e.change_time),
+                )
+            )
+            count += 1
+            if len(rows) >= batch:
+                flush()
+        if rows:
+            flush()
+        return count
+
+    def mark_deleted(self, locs: Iterable[str], run_id: int) -> int:
+        with self.tx():
+            n = 0
+            for loc in locs:
+                n += self.db.execute(
+                    "UPDATE resources SET present=0, changed_run=?, change='deleted'"
+                    " WHERE loc=? AND present=1",
+                    (run_id, loc),
+                ).rowcount
+        return n
+
+    def unseen_present(self, run_id: int) -> Iterator[str]:
+        """Present resources that the run's fresh resource lists did not list."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT loc FROM resources WHERE present=1 AND (seen_run IS NULL OR seen_run<?)",
+                (run_id,),
+            ).fetchall()
+        return (r[0] for r in rows)
+
+    def count_resources(self, present_only: bool = True) -> int:
+        q = "SELECT count(*) FROM resources" + (" WHERE present=1" if present_only else "")
+        with self._lock:
+            return int(self.db.execute(q).fetchone()[0])
+
+    def is_known(self, loc: str) -> bool:
+        with self._lock:
+            return (
+                self.db.execute("SELECT 1 FROM resources WHERE loc=?", (loc,)).fetchone()
+                is not None
+            )
+
+    def find_by_suffix(self, suffix: str) -> list[str]:
+        """Known locs ending in ``suffix`` (resolving publishers' alternative URLs)."""
+        pattern = "%" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT loc FROM resources WHERE loc LIKE ? ESCAPE '\\' LIMIT 5", (pattern,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def iter_link_records(self, batch: int = 5000) -> Iterator[tuple[str, tuple[Link, ...]]]:
+        """(loc, links) of every present resource, streamed in batches."""
+        last = ""
+        while True:
+            with self._lock:
+                rows = self.db.execute(
+                    "SELECT loc, links FROM resources WHERE present=1 AND loc>? ORDER BY loc"
+                    " LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            for loc, links in rows:
+                yield loc, links_from_json(links)
+            last = rows[-1][0]
+
+    def entries(self, locs: Iterable[str]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        with self._lock:
+            for loc in locs:
+                row = self.db.execute(
+                    "SELECT loc, lastmod, md5, sha1, sha256, length, type, links FROM resources"
+                    " WHERE loc=?",
+                    (loc,),
+                ).fetchone()
+                if row:
+                    hashes = tuple(
+                        (alg, v)
+                        for alg, v in (("md5", row[2]), ("sha-1", row[3]), ("sha-256", row[4]))
+                        if v
+                    )
+                    out[loc] = Entry(
+                        loc=row[0],
+                        lastmod=_parse_dt(row[1]),
+                        hashes=hashes,
+                        length=row[5],
+                        type=row[6],
+                        links=links_from_json(row[7]),
+                    )
+        return out
+
+    def changed_locs_since(self, run_id: int) -> set[str]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT loc FROM resources WHERE changed_run>=?", (run_id,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    # -- members -----------------------------------------------------------------------------
+    def key_for(self, locs: Iterable[str]) -> str | None:
+        """The existing item key of any of these locs (keeps items stable across runs)."""
+        with self._lock:
+            for loc in locs:
+                row = self.db.execute("SELECT item_key FROM members WHERE loc=?", (loc,)).fetchone()
+                if row:
+                    return str(row[0])
+        return None
+
+    def set_members(self, key: str, metadata: Iterable[str], files: Iterable[str]) -> None:
+        with self.tx():
+            for loc in metadata:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO members VALUES (?, ?, 'metadata')", (loc, key)
+                )
+            for loc in files:
+                self.db.execute("INSERT OR REPLACE INTO members VALUES (?, ?, 'file')", (loc, key))
+
+    def item_keys(self, statuses: Iterable[str] | None = None) -> list[str]:
+        with self._lock:
+            if statuses is None:
+                rows = self.db.execute("SELECT key FROM items ORDER BY key").fetchall()
+            else:
+                st = list(statuses)
+                rows = self.db.execute(
+                    f"SELECT key FROM items WHERE status IN ({','.join('?' * len(st))})"
+                    " ORDER BY key",
+                    st,
+                ).fetchall()
+        return [r[0] for r in rows]
+
+    def member_locs(self, key: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return [
+                (r[0], r[1])
+                for r in self.db.execute(
+                    "SELECT loc, role FROM members WHERE item_key=? ORDER BY role, loc", (key,)
+                )
+            ]
+
+    # -- items -------------------------------------------------------------------------------
+    def item(self, key: str) -> ItemState | None:
+        with self._lock:
+            row = self.db.execute(
+                f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items WHERE key=?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            files = {
+                r[0]: FileState(*r)
+                for r in self.db.execute(
+                    "SELECT loc, filename, md5, fingerprint, file_iri, status FROM files"
+                    " WHERE item_key=?",
+                    (key,),
+                )
+            }
+        data = dict(zip(_ITEM_COLUMNS, row, strict=True))
+        data["create_pending"] = bool(data["create_pending"])
+        data["stale"] = bool(data["stale"])
+        return ItemState(files=files, **data)
+
+    def update_item(self, key: str, **fields: Any) -> None:
+        """Create or update an item row with the given columns (one transaction)."""
+        fields["updated_at"] = now()
+        if fields.get("error"):
+            fields["error"] = redact(str(fields["error"]))
+        with self.tx():
+            exists = self.db.execute("SELECT 1 FROM items WHERE key=?", (key,)).fetchone()
+            if not exists:
+                fields.setdefault("status", PENDING)
+                cols = ["key", *fields]
+                self.db.execute(
+                    f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    (key, *fields.values()),
+                )
+            elif fields:
+                self.db.execute(
+                    f"UPDATE items SET {', '.join(f'{c}=?' for c in fields)} WHERE key=?",
+                    (*fields.values(), key),
+                )
+
+    def set_file(self, key: str, loc: str, *, status: str, run_id: int, **fields: Any) -> None:
+        cols = ["item_key", "loc", "status", "run_id", *fields]
+        values = (key, loc, status, run_id, *fields.values())
+        with self.tx():
+            self.db.execute(
+                f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                " ON CONFLICT(item_key, loc) DO UPDATE SET "
+                + ", ".join(f"{c}=excluded.{c}" for c in cols[2:]),
+                values,
+            )
+
+    def drop_file(self, key: str, loc: str) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM files WHERE item_key=? AND loc=?", (key, loc))
+
+    def drop_files(self, key: str) -> None:
+        with self.tx():
+            self.db.execute("DELETE FROM files WHERE item_key=?", (key,))
+
+    def count_items(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                r[0]: r[1]
+                for r in self.db.execute("SELECT status, count(*) FROM items GROUP BY status")
+            }
+
+    def items_created_in(self, run_id: int) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT key FROM items WHERE created_run=? AND status!='deleted' ORDER BY key",
+                    (run_id,),
+                )
+            ]
+
+    # -- journal and errors ------------------------------------------------------------------
+    def journal(self, run_id: int, key: str, op: str, target: str | None, state: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO journal (run_id, item_key, op, target, state, at)"
+                " VALUES (?,?,?,?,?,?)",
+                (run_id, key, op, target, state, now()),
+            )
+
+    def record_error(self, run_id: int, key: str | None, error: SyncError) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO errors (run_id, item_key, resource, code, message, at)"
+                " VALUES (?,?,?,?,?,?)",
+                (run_id, key, error.resource, error.code, error.describe(), now()),
+            )
+
+    def errors(self, run_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        q = "SELECT run_id, item_key, resource, code, message, at FROM errors"
+        args: tuple[Any, ...] = ()
+        if run_id is not None:
+            q += " WHERE run_id=?"
+            args = (run_id,)
+        q += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self.db.execute(q, (*args, limit)).fetchall()
+        keys = ("run", "item", "resource", "code", "message", "at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def failed_items(self) -> list[ItemState]:
+        out = []
+        for key in self.item_keys((FAILED, CONFLICT, CREATING, IN_PROGRESS, PENDING)):
+            st = self.item(key)
+            if st:
+                out.append(st)
+        return out
