@@ -832,7 +832,8 @@ class SourceModel:
             return {
                 key: Expected(
                     title=item.title,
-                    creators=list(item.creators),
+                    # a plain resource carries no metadata: the mirror cannot know its creators
+                    creators=[] if item.style == "plain" else list(item.creators),
                     files={f.name: f.md5 for f in item.files},
                     style=item.style,
                     key=key,
