@@ -67,6 +67,6 @@ def alias_suffixes(loc: str) -> list[str]:
     segments = [s for s in urlsplit(loc).path.split("/") if s]
     out = []
     for n in (3, 2):
-        if len(segments) >= n + 1:
+        if len(segments) >= n:
             out.append("/resource/" + "/".join(segments[-n:]))
     return out

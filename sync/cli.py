@@ -19,7 +19,7 @@ from . import __version__
 from .config import Pipeline, load_pipeline
 from .engine import Engine, RunResult, audit
 from .errors import ConfigError, SyncError, redact
-from .state import State
+from .state import RunLock, State
 
 app = typer.Typer(
     add_completion=False,
@@ -230,7 +230,8 @@ def baseline(
         )
         p.validate()
         st = State(p.state_path())
-        return Engine(p, st, progress=True).baseline(comment, force_delete=force_delete)
+        with RunLock(st.path):
+            return Engine(p, st, progress=True).baseline(comment, force_delete=force_delete)
 
     _run(go)
 
@@ -263,10 +264,11 @@ def run(
         )
         st = State(p.state_path())
         engine = Engine(p, st, progress=True)
-        if st.last_successful_cursor() is None:
-            return engine.baseline(comment, force_delete=force_delete)
-        st.set_json("pipeline", p.to_json())
-        return engine.incremental(comment, force_delete=force_delete)
+        with RunLock(st.path):
+            if st.last_successful_cursor() is None:
+                return engine.baseline(comment, force_delete=force_delete)
+            st.set_json("pipeline", p.to_json())
+            return engine.incremental(comment, force_delete=force_delete)
 
     _run(go)
 
@@ -296,7 +298,8 @@ def incremental(
             ca_bundle=ca_bundle,
             insecure=insecure,
         )
-        return Engine(p, st, progress=True).incremental(comment, force_delete=force_delete)
+        with RunLock(st.path):
+            return Engine(p, st, progress=True).incremental(comment, force_delete=force_delete)
 
     _run(go)
 
@@ -314,7 +317,8 @@ def replay(
     def go() -> RunResult:
         st, p = _open_state(state, must_exist=True)
         p = _overrides(p, workers=workers, ca_bundle=ca_bundle, insecure=insecure)
-        return Engine(p, st, progress=True).replay(comment)
+        with RunLock(st.path):
+            return Engine(p, st, progress=True).replay(comment)
 
     _run(go)
 
@@ -440,7 +444,8 @@ def undo(
                 f"({target.kind}, {target.started[:19]}) from the destination?",
                 abort=True,
             )
-        return Engine(p, st, progress=True).undo(run_id, comment)
+        with RunLock(st.path):
+            return Engine(p, st, progress=True).undo(run_id, comment)
 
     _run(go)
 

@@ -435,13 +435,28 @@ class Depositor:
             return Outcome("skipped", exc.describe())
         if policy == "recreate" and st is not None and st.edit_iri:
             self.state.journal(self.run_id, key, "recreate", st.edit_iri, "intent")
-            self.sword.delete_container(st.edit_iri)  # a refusal here fails the item
+            left_behind = None
+            try:
+                self.sword.delete_container(st.edit_iri)
+            except ConflictError:
+                # DSpace's default workflow refuses deleting archived items as well: deposit
+                # the new version anyway and say which old container needs removing by hand
+                left_behind = st.edit_iri
             self.state.drop_files(key)
             self.state.update_item(
                 key, status=DELETED, edit_iri=None, em_iri=None, se_iri=None, statement_iri=None
             )
             fresh = ItemPlan(key, CREATE, add=tuple(f.loc for f in item.files), complete=True)
-            return self._deposit(item, fresh, col, None)
+            outcome = self._deposit(item, fresh, col, None)
+            if left_behind:
+                note = (
+                    f"recreated; the server refused to delete the archived container "
+                    f"{left_behind}: remove it by hand"
+                )
+                self.state.update_item(key, error=note, error_code="warning")
+                log.warning("%s: %s", key, note)
+                return Outcome(outcome.kind, note)
+            return outcome
         self.state.update_item(key, status=CONFLICT, error=exc.describe(), error_code=exc.code)
         raise exc
 

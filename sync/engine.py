@@ -91,6 +91,7 @@ class Engine:
     # -- runs --------------------------------------------------------------------------------
     def _begin(self, kind: str, comment: str | None) -> tuple[int, dict[str, int]]:
         run_id = self.state.start_run(kind, self.p.name, comment)
+        self.state.mark_interrupted(keep=run_id)
         counts = dict.fromkeys(
             ("created", "updated", "deleted", "unchanged", "failed", "skipped"), 0
         )
@@ -136,23 +137,55 @@ class Engine:
         self.state.set_json("pipeline", self.p.to_json())
         try:
             self.check_destination()
-            plan = discover(self.reader, self.p.source)
-            self.state.set_json("source_plan", plan.__dict__)
-            complete, cursor = self._read_resource_lists(plan, run_id)
-            if complete:
-                self._mark_unlisted(run_id, force_delete)
-            limited = self._reconcile(run_id, counts, only=None, force_delete=force_delete)
+            ok, cursor = self._full_pass(run_id, counts, force_delete)
         except SyncError as exc:
             return self._abort(run_id, "baseline", counts, exc)
-        keep_cursor = complete and not limited
+        return self._finish_pass(run_id, "baseline", counts, ok, cursor)
+
+    def _finish_pass(
+        self, run_id: int, kind: str, counts: dict[str, int], ok: bool, cursor: str | None
+    ) -> RunResult:
+        """A pass that did not read everything (or hit --limit) keeps the old cursor, so the
+        next run sees the same changes again."""
         return self._end(
             run_id,
-            "baseline",
+            kind,
             counts,
-            partial=not complete or limited,
-            cursor=cursor if keep_cursor else None,
-            message=None if keep_cursor else "not every resource was read",
+            partial=not ok,
+            cursor=cursor if ok else None,
+            message=None
+            if ok
+            else "not everything was read or synced; the next run continues from the same point",
         )
+
+    def _full_pass(
+        self, run_id: int, counts: dict[str, int], force_delete: bool
+    ) -> tuple[bool, str | None]:
+        """Resource lists into state, unlisted resources gone, every item reconciled."""
+        plan = discover(self.reader, self.p.source)
+        self.state.set_json("source_plan", plan.__dict__)
+        complete, cursor = self._read_resource_lists(plan, run_id)
+        if complete:
+            self._mark_unlisted(run_id, force_delete)
+        limited = self._reconcile(run_id, counts, only=None, force_delete=force_delete)
+        return complete and not limited, cursor
+
+    def _change_pass(
+        self, run_id: int, counts: dict[str, int], force_delete: bool
+    ) -> tuple[bool, str | None]:
+        """Changes since the cursor (minus the overlap) into state, touched items reconciled;
+        without change lists, a full pass."""
+        plan = discover(self.reader, self.p.source)
+        if not plan.change_lists and not plan.changelist_archives:
+            log.info("the source publishes no change list: comparing a fresh resource list")
+            return self._full_pass(run_id, counts, force_delete)
+        since_text = self.state.last_successful_cursor()
+        since = datetime.fromisoformat(since_text) if since_text else None
+        if since is not None:
+            since -= timedelta(seconds=self.p.overlap_seconds)
+        touched, latest, complete = self._apply_change_lists(plan, run_id, since)
+        limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
+        return complete and not limited, latest.isoformat() if latest else since_text
 
     def _read_resource_lists(self, plan: SourcePlan, run_id: int) -> tuple[bool, str]:
         """Every resource list into state, sitemap by sitemap. (all read?, cursor)."""
@@ -203,30 +236,10 @@ class Engine:
         run_id, counts = self._begin("incremental", comment)
         try:
             self.check_destination()
-            plan = discover(self.reader, self.p.source)
-            if not plan.change_lists and not plan.changelist_archives:
-                log.info("the source publishes no change list: comparing a fresh resource list")
-                complete, cursor = self._read_resource_lists(plan, run_id)
-                if complete:
-                    self._mark_unlisted(run_id, force_delete)
-                limited = self._reconcile(run_id, counts, only=None, force_delete=force_delete)
-                ok = complete and not limited
-                return self._end(
-                    run_id, "incremental", counts, partial=not ok, cursor=cursor if ok else None
-                )
-            since_text = self.state.last_successful_cursor()
-            since = datetime.fromisoformat(since_text) if since_text else None
-            if since is not None:
-                since -= timedelta(seconds=self.p.overlap_seconds)
-            touched, latest, complete = self._apply_change_lists(plan, run_id, since)
-            limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
+            ok, cursor = self._change_pass(run_id, counts, force_delete)
         except SyncError as exc:
             return self._abort(run_id, "incremental", counts, exc)
-        ok = complete and not limited
-        new_cursor = latest.isoformat() if latest else since_text
-        return self._end(
-            run_id, "incremental", counts, partial=not ok, cursor=new_cursor if ok else None
-        )
+        return self._finish_pass(run_id, "incremental", counts, ok, cursor)
 
     def _change_entries(
         self, plan: SourcePlan, run_id: int, since: datetime | None, errors: list[SyncError]
@@ -293,15 +306,23 @@ class Engine:
 
     # -- replay ------------------------------------------------------------------------------
     def replay(self, comment: str | None = None) -> RunResult:
+        """Finish an interrupted run (killed, crashed), then retry every failed or unfinished
+        item. Safe to run any number of times."""
         run_id, counts = self._begin("replay", comment)
-        keys = set(self.state.item_keys(RETRYABLE))
+        ok, cursor = True, None
         try:
+            self.check_destination()
+            if self.state.previous_run_interrupted(run_id):
+                if self.state.last_successful_cursor() is None:
+                    ok, cursor = self._full_pass(run_id, counts, force_delete=False)
+                else:
+                    ok, cursor = self._change_pass(run_id, counts, force_delete=False)
+            keys = set(self.state.item_keys(RETRYABLE))
             if keys:
-                self.check_destination()
-            self._reconcile(run_id, counts, only=None, keys=keys, force_delete=False)
+                self._reconcile(run_id, counts, only=None, keys=keys, force_delete=False)
         except SyncError as exc:
             return self._abort(run_id, "replay", counts, exc)
-        return self._end(run_id, "replay", counts)
+        return self._finish_pass(run_id, "replay", counts, ok, cursor)
 
     # -- undo --------------------------------------------------------------------------------
     def undo(self, target_run: int, comment: str | None = None) -> RunResult:

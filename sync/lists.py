@@ -8,16 +8,16 @@ by entry, clearing each element after use: memory stays flat whatever the size o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
-from resync.w3c_datetime import str_to_datetime
 
 from .errors import DocumentError, SyncError
 from .http import Http
@@ -31,15 +31,44 @@ _HASH_NAMES = {"md5": "md5", "sha-1": "sha-1", "sha1": "sha-1", "sha-256": "sha-
 _HASH_NAMES["sha256"] = "sha-256"
 
 
+_W3C = re.compile(
+    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$"
+)
+
+
 def parse_datetime(value: str | None, *, where: str) -> datetime | None:
-    """W3C datetime (as resync reads it) to an aware UTC datetime."""
+    """W3C datetime (YYYY[-MM[-DD[Thh:mm[:ss[.s]]TZD]]]) to an aware UTC datetime.
+
+    Not ``resync.w3c_datetime.str_to_datetime``: it adds a ``+hh:mm`` offset instead of
+    subtracting it (``14:00+02:00`` came out as 16:00Z instead of 12:00Z).
+    """
     if not value:
         return None
+    m = _W3C.match(value.strip())
+    if m is None:
+        raise DocumentError(f"bad W3C datetime {value!r}", resource=where)
+    year, month, day, hh, mm, ss, frac, tzd = m.groups()
     try:
-        stamp = str_to_datetime(value.strip())
-    except Exception as exc:
+        stamp = datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hh or 0),
+            int(mm or 0),
+            int(ss or 0),
+            int(frac[1:7].ljust(6, "0")) if frac else 0,
+            tzinfo=UTC,
+        )
+        if tzd and tzd != "Z":
+            off_h, off_m = int(tzd[1:3]), int(tzd[4:6])
+            if off_h > 23 or off_m > 59:
+                raise ValueError("bad offset")
+            offset = timedelta(hours=off_h, minutes=off_m)
+            stamp = stamp - offset if tzd[0] == "+" else stamp + offset
+    except (ValueError, OverflowError) as exc:
         raise DocumentError(f"bad W3C datetime {value!r}", resource=where) from exc
-    return datetime.fromtimestamp(stamp, tz=UTC)
+    return stamp
 
 
 def parse_hashes(value: str | None, *, where: str) -> tuple[tuple[str, str], ...]:

@@ -182,6 +182,38 @@ _ITEM_COLUMNS = [
 ]
 
 
+class RunLock:
+    """One run at a time per state DB: an exclusive lock on ``<state>.lock``.
+
+    The OS drops the lock when the process dies, so a killed run never blocks the next one,
+    and a run still marked 'running' in the DB is known to be dead.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(str(path) + ".lock")
+        self._fh: Any = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.path.open("a")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._fh.close()
+            raise ConfigError(
+                "another resync-sword run is using this state DB",
+                resource=str(self.path),
+                hint="wait for it to finish",
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
 class State:
     """Thread-safe access to one state DB file."""
 
@@ -314,6 +346,24 @@ class State:
             ).fetchall()
         return [RunRecord(*row) for row in rows]
 
+    def previous_run_interrupted(self, current: int) -> bool:
+        """Was the newest sync run before ``current`` killed or crashed mid-way?"""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT status FROM runs WHERE id<? AND kind IN ('baseline', 'incremental',"
+                " 'replay') ORDER BY id DESC LIMIT 1",
+                (current,),
+            ).fetchone()
+        return bool(row and row[0] == "interrupted")
+
+    def mark_interrupted(self, keep: int) -> None:
+        """Runs other than ``keep`` still marked running were killed: say so."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE runs SET status='interrupted', finished=? WHERE status='running' AND id!=?",
+                (now(), keep),
+            )
+
     def run(self, run_id: int) -> RunRecord | None:
         return next((r for r in self.runs() if r.id == run_id), None)
 
@@ -321,7 +371,7 @@ class State:
         with self._lock:
             row = self.db.execute(
                 "SELECT cursor FROM runs WHERE status IN ('ok', 'partial') AND cursor IS NOT NULL"
-                " AND kind IN ('baseline', 'incremental') ORDER BY id DESC LIMIT 1"
+                " AND kind IN ('baseline', 'incremental', 'replay') ORDER BY id DESC LIMIT 1"
             ).fetchone()
         return row[0] if row else None
 

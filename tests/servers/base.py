@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,6 +75,9 @@ class LocalHTTPServer(ThreadingHTTPServer):
         self.faults = faults or FaultPolicy()
         self.stats: Counter[str] = Counter()
         self.stats_lock = threading.Lock()
+        # tests: called as on_request(method, path, n) before a request is handled; it may
+        # return "drop" to reset the connection without handling the request
+        self.on_request: Callable[[str, str, int], str | None] | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -127,6 +130,10 @@ class Handler(BaseHTTPRequestHandler):
     # -- dispatch -------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
         self.server.count(method)
+        hook = self.server.on_request
+        if hook is not None and hook(method, self.path, self.server.stats["total"]) == "drop":
+            self._reset()
+            return
         if self.server.latency:
             time.sleep(self.server.latency)
         fault = self.server.faults.draw(method)

@@ -504,6 +504,7 @@ class SourceModel:
         self._cache: dict[str, tuple[tuple[int, str], object]] = {}
         self.max_files = 3
         self.file_size = 2048
+        self.files_per_item: int | None = None  # None: 0..max_files, varying per item
 
     # -- clock --------------------------------------------------------------------------------
     def tick(self) -> datetime:
@@ -524,10 +525,12 @@ class SourceModel:
         styles: tuple[str, ...] = STYLES,
         max_files: int = 3,
         file_size: int = 2048,
+        files_per_item: int | None = None,
     ) -> SourceModel:
         m = cls(seed=seed)
         m.max_files = max_files
         m.file_size = file_size
+        m.files_per_item = files_per_item
         epoch = datetime(2023, 1, 1, tzinfo=UTC)
         for i in range(n_items):
             style: Style = styles[i % len(styles)]  # type: ignore[assignment]
@@ -578,6 +581,8 @@ class SourceModel:
             files = [self._gen_file(n, 0, plain=True)]
         else:
             count = (i // len(STYLES)) % (self.max_files + 1)
+            if self.files_per_item is not None:
+                count = self.files_per_item
             files = [self._gen_file(n, k, plain=False) for k in range(count)]
         if style == "plain" and len(files) != 1:
             raise ValueError("a plain item is exactly one file")

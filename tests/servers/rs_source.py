@@ -116,7 +116,7 @@ class ResourceSyncSource:
         self.synthetic_entries = synthetic_entries
         self.changelist_size = changelist_size
         self.httpd: LocalHTTPServer | None = None
-        self._overrides: dict[str, tuple[int, bytes, dict[str, str]]] = {}
+        self._overrides: dict[str, tuple[int, bytes | Path, dict[str, str]]] = {}
         self._lock = threading.Lock()
         self._big_lock = threading.Lock()
         self._big_dir: Path | None = None
@@ -166,9 +166,15 @@ class ResourceSyncSource:
 
     # -- overrides ---------------------------------------------------------------------------
     def set_override(
-        self, path: str, status: int, body: bytes, headers: dict[str, str] | None = None
+        self,
+        path: str,
+        status: int,
+        body: bytes | Path,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Serve raw ``body`` at ``path`` (with or without query) instead of the normal answer."""
+        """Serve raw ``body`` at ``path`` (with or without query) instead of the normal answer.
+
+        A ``Path`` body is streamed from disk at each request (large files, the benchmark)."""
         if path.startswith(("http://", "https://")):
             sp = urlsplit(path)
             path = sp.path + (f"?{sp.query}" if sp.query else "")
@@ -179,7 +185,7 @@ class ResourceSyncSource:
         with self._lock:
             self._overrides.clear()
 
-    def override_for(self, raw_path: str) -> tuple[int, bytes, dict[str, str]] | None:
+    def override_for(self, raw_path: str) -> tuple[int, bytes | Path, dict[str, str]] | None:
         with self._lock:
             if not self._overrides:
                 return None

@@ -1,0 +1,544 @@
+"""Benchmark resync-sword against the local servers with an artificial network latency (issue #5).
+
+``python -m tools.bench [--latency 0.02] [--workers 16] [--items 2000] [--mirror 20000]
+[--entries 200000] [--big-file-mib 500] [--quick]``
+
+The local ResourceSync source and SWORD server run as subprocesses (``tools.bench_servers``),
+each answering every request after ``--latency`` seconds; resync-sword runs the way users run
+it, ``python -m sync ...`` in a subprocess. Measured:
+
+1. baseline of ``--items`` items x 2 files: items/s of resync-sword, and of the sequential
+   approach (one request at a time: fetch, then deposit; the classic resync client + sword2
+   scripts) on the same servers; their ratio. Target: >= 0.7 x workers.
+2. incremental after 1% of the items of a ``--mirror``-item mirror changed: wall time and HTTP
+   requests. Target: requests <= changes x requests per item (from 1.) + list documents.
+3. peak RSS of the CLI while reading a ``--entries``-entry resource list index into state
+   (< 150 MiB), and while syncing one ``--big-file-mib`` MiB file (< 100 MiB).
+
+Not a test (CI does not run it); ``--quick`` (tiny sizes) runs in tests/test_bench_smoke.py.
+Exit status 0 when every run completed (targets missed or not); ``--strict``: 1 on a miss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench-Pa55word"
+USER = "sword"
+SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+RS = "{http://www.openarchives.org/rs/terms/}"
+ATOM = "http://www.w3.org/2005/Atom"
+SWORD_ADD = "http://purl.org/net/sword/terms/add"
+BINARY = "http://purl.org/net/sword/package/Binary"
+MIB = 1 << 20
+
+
+# -- servers ------------------------------------------------------------------------------------
+class Server:
+    """A server subprocess (tools.bench_servers) driven by JSON lines on its stdin."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.bench_servers", *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.info = self._read()
+        self.base_url: str = self.info["base_url"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench server exited ({self.proc.wait()})")
+        data: dict[str, Any] = json.loads(line)
+        if "error" in data:
+            raise RuntimeError(f"bench server: {data['error']}")
+        return data
+
+    def cmd(self, name: str, **kw: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"cmd": name, **kw}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.cmd("stats")["stats"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.cmd("quit")
+                self.proc.wait(timeout=10)
+            except (OSError, RuntimeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- the CLI ------------------------------------------------------------------------------------
+@dataclass
+class CliRun:
+    args: list[str]
+    returncode: int
+    seconds: float
+    max_rss_mib: float
+    cpu_seconds: float
+    stdout: str
+    stderr: str
+
+    def check(self) -> CliRun:
+        if self.returncode != 0:
+            raise RuntimeError(
+                f"resync-sword {self.args[1]} exited {self.returncode}:\n"
+                f"{self.stdout}\n{self.stderr[-3000:]}"
+            )
+        return self
+
+    def count(self, what: str) -> int:
+        m = re.search(rf"\b{what} (\d+)", self.stdout)
+        return int(m.group(1)) if m else 0
+
+
+def run_cli(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> CliRun:
+    """Run ``python -m sync ARGS``; its own peak RSS comes from wait4 (exact, this child only)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sync", *args], cwd=cwd, env=env, stdout=out, stderr=err
+        )
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.02)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        # ru_maxrss is in KiB on Linux
+        cpu = usage.ru_utime + usage.ru_stime
+        return CliRun(
+            args, proc.returncode, seconds, usage.ru_maxrss / 1024, cpu, out.read(), err.read()
+        )
+
+
+def sync_args(
+    cmd: str, source: str | None, collection: str | None, sd: str | None, state: Path, workers: int
+) -> list[str]:
+    args = ["--quiet", cmd]
+    if source is not None:
+        args.append(source)
+    if collection is not None:
+        args += ["--collection", collection, "--username", USER]
+    if sd is not None:
+        args += ["--service-document", sd]
+    args += ["--state", str(state), "--rate", "0", "--workers", str(workers)]
+    args += ["--per-host-concurrency", str(workers)]
+    return args
+
+
+# -- the sequential approach --------------------------------------------------------------------
+def _entries(session: requests.Session, url: str) -> list[ET.Element]:
+    """A resource list's <url> elements, whole documents in memory (as the resync client does);
+    an index is followed to its sitemaps."""
+    resp = session.get(url)
+    resp.raise_for_status()
+    root = ET.fromstring(resp.content)
+    if root.tag == f"{SM}sitemapindex":
+        out: list[ET.Element] = []
+        for sm in root.iter(f"{SM}sitemap"):
+            out += _entries(session, (sm.findtext(f"{SM}loc") or "").strip())
+        return out
+    return list(root.iter(f"{SM}url"))
+
+
+def _atom_entry(title: str, identifier: str) -> bytes:
+    def esc(s: str) -> str:
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<entry xmlns="{ATOM}" xmlns:dcterms="http://purl.org/dc/terms/">'
+        f"<title>{esc(title)}</title><author><name>bench</name></author>"
+        f"<dcterms:title>{esc(title)}</dcterms:title>"
+        f"<dcterms:identifier>{esc(identifier)}</dcterms:identifier></entry>"
+    ).encode("utf-8")
+
+
+def sequential(resource_list: str, col_iri: str, limit: int, tmp: Path) -> tuple[int, float]:
+    """One request at a time: for each item, GET its record and its files (verifying md5),
+    then create the container, add each file, complete. Returns (items, seconds)."""
+    start = time.perf_counter()
+    s = requests.Session()
+    s.trust_env = False
+    auth = (USER, PASSWORD)
+    entries = _entries(s, resource_list)
+    md5_of: dict[str, str | None] = {}
+    records: list[tuple[str, list[str]]] = []
+    for e in entries:
+        loc = (e.findtext(f"{SM}loc") or "").strip()
+        md = e.find(f"{RS}md")
+        hashes = (md.get("hash") or "") if md is not None else ""
+        md5_of[loc] = next((h[4:] for h in hashes.split() if h.startswith("md5:")), None)
+        described = [
+            ln.get("href", "")
+            for ln in e.iter(f"{RS}ln")
+            if (ln.get("rel") or "").lower() == "describes"
+        ]
+        if described:
+            records.append((loc, described))
+    done = 0
+    for rec_loc, files in records[:limit]:
+        meta = s.get(rec_loc)
+        meta.raise_for_status()
+        title = next(
+            (
+                el.text or ""
+                for el in ET.fromstring(meta.content).iter()
+                if el.tag.endswith("title")
+            ),
+            rec_loc,
+        )
+        got: list[tuple[Path, str, str]] = []
+        for href in files:
+            resp = s.get(href, stream=True)
+            resp.raise_for_status()
+            digest = hashlib.md5()
+            path = tmp / f"seq-{len(got)}"
+            with path.open("wb") as fh:
+                for chunk in resp.iter_content(1 << 16):
+                    digest.update(chunk)
+                    fh.write(chunk)
+            if md5_of.get(href) not in (None, digest.hexdigest()):
+                raise RuntimeError(f"md5 mismatch for {href}")
+            name = href.rsplit("/", 1)[-1] or "file"
+            got.append((path, name, digest.hexdigest()))
+        receipt = s.post(
+            col_iri,
+            data=_atom_entry(title, rec_loc),
+            auth=auth,
+            headers={"Content-Type": "application/atom+xml;type=entry", "In-Progress": "true"},
+        )
+        receipt.raise_for_status()
+        links = ET.fromstring(receipt.content).findall(f"{{{ATOM}}}link")
+        em = next(
+            ln.get("href") for ln in links if ln.get("rel") == "edit-media" and not ln.get("type")
+        )
+        edit = next(ln.get("href") for ln in links if ln.get("rel") == "edit")
+        se = next((ln.get("href") for ln in links if ln.get("rel") == SWORD_ADD), edit)
+        for path, name, md5 in got:
+            with path.open("rb") as fh:
+                r = s.post(
+                    str(em),
+                    data=fh,
+                    auth=auth,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Disposition": f'attachment; filename="{name}"',
+                        "Content-MD5": md5,
+                        "Packaging": BINARY,
+                        "In-Progress": "true",
+                    },
+                )
+            r.raise_for_status()
+        r = s.post(str(se), auth=auth, headers={"In-Progress": "false", "Content-Length": "0"})
+        r.raise_for_status()
+        done += 1
+    return done, time.perf_counter() - start
+
+
+# -- the benchmark ------------------------------------------------------------------------------
+@dataclass
+class Row:
+    name: str
+    measured: str
+    target: str
+    ok: bool | None  # None: informational
+
+
+@dataclass
+class Bench:
+    latency: float
+    workers: int
+    items: int
+    mirror: int
+    entries: int
+    big_file_mib: int
+    sequential_items: int
+    tmp: Path
+    timeout: float = 3600.0
+    only: frozenset[str] = frozenset({"1", "2", "3a", "3b"})
+    rows: list[Row] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    log: IO[str] = sys.stderr
+
+    def __post_init__(self) -> None:
+        env = dict(os.environ, SWORD_PASSWORD=PASSWORD, PYTHONPATH=str(ROOT))
+        for k in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+            env.pop(k, None)
+        self.env = env
+
+    def say(self, text: str) -> None:
+        print(f"[bench] {text}", file=self.log, flush=True)
+
+    def source(self, *args: str) -> Server:
+        return Server("source", *args, env=self.env)
+
+    def cli(self, args: list[str]) -> CliRun:
+        return run_cli(args, cwd=self.tmp, env=self.env, timeout=self.timeout)
+
+    def run(self) -> list[Row]:
+        sword = Server("sword", "--root", str(self.tmp / "sword"), env=self.env)
+        sd = str(sword.info["sd_iri"])
+
+        def col(name: str) -> str:
+            return f"{sword.base_url}/col/{name}"
+
+        try:
+            rpi = self.throughput(sword, sd, col) if "1" in self.only else 8.0
+            if "2" in self.only:
+                self.incremental(sword, sd, col, rpi)
+            if "3a" in self.only:
+                self.list_memory(sword, sd, col)
+            if "3b" in self.only:
+                self.big_file(sword, sd, col)
+        finally:
+            sword.close()
+        return self.rows
+
+    # 1 ------------------------------------------------------------------------------------------
+    def throughput(self, sword: Server, sd: str, col: Any) -> float:
+        L = str(self.latency)
+        self.say(f"1. {self.items} items x 2 files, latency {self.latency * 1000:.0f} ms")
+        src = self.source("--items", str(self.items), "--latency", L)
+        try:
+            sword.cmd("latency", value=self.latency)
+            sword.cmd("reset")
+            args = sync_args(
+                "baseline",
+                src.base_url + "/",
+                col("default"),
+                sd,
+                self.tmp / "s1.sqlite",
+                self.workers,
+            )
+            run = self.cli(args).check()
+            requests_ = sum(s.stats()["total"] for s in (src, sword))
+            rate = self.items / run.seconds
+            self.say(
+                f"   resync-sword {run.seconds:.1f} s ({run.cpu_seconds:.1f} s CPU), "
+                f"{requests_} requests: {rate:.1f} items/s"
+            )
+            n = min(self.sequential_items, self.items)
+            work = self.tmp / "seq"
+            work.mkdir(exist_ok=True)
+            done, seconds = sequential(src.base_url + "/resourcelist.xml", col("articles"), n, work)
+            seq_rate = done / seconds
+            self.say(f"   sequential {done} items in {seconds:.1f} s: {seq_rate:.2f} items/s")
+        finally:
+            src.close()
+        ratio = rate / seq_rate
+        target = 0.7 * self.workers
+        self.rows += [
+            Row("1 baseline resync-sword", f"{rate:.1f} items/s ({run.seconds:.1f} s)", "", None),
+            Row("1 baseline sequential", f"{seq_rate:.2f} items/s ({done} items)", "", None),
+            Row(
+                f"1 speed-up ({self.workers} workers)",
+                f"{ratio:.1f}x",
+                f">= {target:.1f}x",
+                ratio >= target,
+            ),
+        ]
+        return requests_ / self.items
+
+    # 2 ------------------------------------------------------------------------------------------
+    def incremental(self, sword: Server, sd: str, col: Any, rpi: float) -> None:
+        self.say(f"2. building a {self.mirror}-item mirror (no latency)")
+        src = self.source("--items", str(self.mirror), "--seed", "2")
+        try:
+            sword.cmd("latency", value=0.0)
+            state = self.tmp / "s2.sqlite"
+            build = self.cli(
+                sync_args("baseline", src.base_url + "/", col("theses"), sd, state, self.workers)
+            ).check()
+            self.say(f"   mirror built in {build.seconds:.1f} s")
+            for s in (src, sword):
+                s.cmd("latency", value=self.latency)
+                s.cmd("reset")
+            changed = src.cmd("mutate", share=0.01, seed=5)
+            changes = int(changed["changes"])
+            src.cmd("reset")
+            run = self.cli(sync_args("incremental", None, None, None, state, self.workers)).check()
+            s_stats, w_stats = src.stats(), sword.stats()
+        finally:
+            src.close()
+        total = s_stats["total"] + w_stats["total"]
+        docs = s_stats.get("documents", 0)
+        bound = math.ceil(changes * rpi) + docs
+        updated = run.count("updated")
+        self.say(
+            f"   incremental: {changes} changes, {updated} items updated, {total} requests "
+            f"({s_stats['total']} source, {docs} of them list documents; {w_stats['total']} "
+            f"SWORD) in {run.seconds:.2f} s"
+        )
+        self.rows += [
+            Row(
+                f"2 incremental, {changes} changes of {self.mirror}",
+                f"{run.seconds:.2f} s, {updated} items updated",
+                f"{changes} items updated",
+                updated == changes,
+            ),
+            Row(
+                "2 incremental HTTP requests",
+                f"{total}",
+                f"<= {changes} x {rpi:.2f} + {docs} = {bound}",
+                total <= bound,
+            ),
+        ]
+
+    # 3 ------------------------------------------------------------------------------------------
+    def list_memory(self, sword: Server, sd: str, col: Any) -> None:
+        pages = math.ceil(self.entries / 50_000)
+        self.say(f"3a. reading a {self.entries}-entry resource list ({pages} sitemaps) into state")
+        src = self.source("--synthetic", str(self.entries), "--latency", str(self.latency))
+        try:
+            sword.cmd("latency", value=self.latency)
+            args = sync_args(
+                "baseline",
+                src.base_url + "/big/resourcelist.xml",
+                col("default"),
+                sd,
+                self.tmp / "s3.sqlite",
+                self.workers,
+            )
+            run = self.cli([*args, "--limit", "1"])
+        finally:
+            src.close()
+        # --limit leaves work for later: exit 1 ("partial") is expected, anything else is not
+        if run.returncode not in (0, 1) or "partial" not in run.stdout + run.stderr:
+            run.check()
+        self.say(f"   peak RSS {run.max_rss_mib:.1f} MiB, {run.seconds:.1f} s")
+        self.rows.append(
+            Row(
+                f"3a peak RSS, {self.entries}-entry list",
+                f"{run.max_rss_mib:.1f} MiB ({run.seconds:.1f} s)",
+                "< 150 MiB",
+                run.max_rss_mib < 150,
+            )
+        )
+
+    def big_file(self, sword: Server, sd: str, col: Any) -> None:
+        self.say(f"3b. syncing one {self.big_file_mib} MiB file")
+        src = self.source("--big-file-mib", str(self.big_file_mib), "--latency", str(self.latency))
+        try:
+            args = sync_args(
+                "baseline",
+                src.base_url + "/bigfile/resourcelist.xml",
+                col("default"),
+                sd,
+                self.tmp / "s4.sqlite",
+                self.workers,
+            )
+            run = self.cli(args).check()
+        finally:
+            src.close()
+        self.say(f"   peak RSS {run.max_rss_mib:.1f} MiB, {run.seconds:.1f} s")
+        self.rows.append(
+            Row(
+                f"3b peak RSS, one {self.big_file_mib} MiB file",
+                f"{run.max_rss_mib:.1f} MiB ({run.seconds:.1f} s)",
+                "< 100 MiB",
+                run.max_rss_mib < 100,
+            )
+        )
+
+
+def table(rows: Sequence[Row]) -> str:
+    head = ("measurement", "measured", "target", "result")
+    cells = [
+        (r.name, r.measured, r.target or "-", "-" if r.ok is None else ("PASS" if r.ok else "FAIL"))
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
+
+    def line(c: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(head), sep, *(line(c) for c in cells)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Benchmark resync-sword against the local servers.")
+    p.add_argument("--latency", type=float, default=0.02, help="seconds per request (0.02)")
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--items", type=int, default=2000)
+    p.add_argument("--sequential-items", type=int, default=None, help="default: --items")
+    p.add_argument("--mirror", type=int, default=20000)
+    p.add_argument("--entries", type=int, default=200_000)
+    p.add_argument("--big-file-mib", type=int, default=500)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--only", default="1,2,3a,3b", help="parts to run (1,2,3a,3b)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.items, a.mirror, a.entries, a.big_file_mib = 30, 200, 2000, 4
+        a.latency = min(a.latency, 0.005)
+        a.workers = min(a.workers, 8)
+    tmp = Path(tempfile.mkdtemp(prefix="rsw-bench-"))
+    bench = Bench(
+        latency=a.latency,
+        workers=a.workers,
+        items=a.items,
+        mirror=a.mirror,
+        entries=a.entries,
+        big_file_mib=a.big_file_mib,
+        sequential_items=a.sequential_items or a.items,
+        tmp=tmp,
+        only=frozenset(a.only.split(",")),
+    )
+    try:
+        rows = bench.run()
+    finally:
+        if not a.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(
+        f"resync-sword benchmark: latency {a.latency * 1000:.0f} ms per request, "
+        f"{a.workers} workers, {os.cpu_count()} CPUs"
+    )
+    print(table(rows))
+    missed = [r for r in rows if r.ok is False]
+    return 1 if (a.strict and missed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
