@@ -1,0 +1,331 @@
+"""The state DB: schema, resources, members, items, files, runs, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from sync.errors import ConfigError, FetchError, register_secret
+from sync.model import Entry, Link
+from sync.state import (
+    COMPLETE,
+    CREATING,
+    FAILED,
+    IN_PROGRESS,
+    PENDING,
+    SCHEMA_VERSION,
+    FileState,
+    State,
+)
+
+T = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[State]:
+    s = State(tmp_path / "sub" / "p.sqlite")
+    yield s
+    s.close()
+
+
+def e(loc: str, md5: str = "a" * 32, **kw: object) -> Entry:
+    return Entry(loc=f"https://s/{loc}", hashes=(("md5", md5),), **kw)  # type: ignore[arg-type]
+
+
+# -- schema ----------------------------------------------------------------------------------
+
+
+def test_schema_created_with_version(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "p.sqlite"
+    s = State(path)
+    assert path.exists()
+    assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
+    tables = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "runs", "resources", "members", "items", "files", "journal", "errors"} <= tables
+    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    s.close()
+    # reopening keeps the data and the version
+    s = State(path)
+    assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
+    s.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    s = State(path)
+    s.set_meta("schema_version", str(SCHEMA_VERSION + 1))
+    s.close()
+    with pytest.raises(ConfigError) as info:
+        State(path)
+    assert "newer" in str(info.value)
+    assert info.value.resource == str(path)
+
+
+def test_old_schema_without_upgrade_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    s = State(path)
+    s.set_meta("schema_version", "0")
+    s.close()
+    with pytest.raises(ConfigError):
+        State(path)
+
+
+def test_meta_json(state: State) -> None:
+    assert state.get_json("pipeline") is None
+    state.set_json("pipeline", {"b": 1, "a": "ü"})
+    state.set_json("pipeline", {"b": 2})
+    assert state.get_json("pipeline") == {"b": 2}
+
+
+def test_tx_rolls_back_on_error(state: State) -> None:
+    with pytest.raises(RuntimeError), state.tx():
+        state.db.execute("INSERT INTO meta VALUES ('k', 'v')")
+        raise RuntimeError("boom")
+    assert state.get_meta("k") is None
+    with state.tx(), state.tx():  # nested blocks join the outer transaction
+        state.db.execute("INSERT INTO meta VALUES ('k', 'v')")
+    assert state.get_meta("k") == "v"
+
+
+# -- resources -------------------------------------------------------------------------------
+
+
+def test_upsert_entries_idempotent_and_change_tracking(state: State) -> None:
+    links = (Link("describedby", "https://s/md", "application/xml", (("pri", "1"),)),)
+    entries = [
+        e("a", lastmod=T, length=3, type="application/pdf", links=links),
+        e("b"),
+    ]
+    assert state.upsert_entries(entries, 1) == 2
+    assert state.upsert_entries(entries, 2) == 2
+    assert state.count_resources() == 2
+    assert state.changed_locs_since(1) == {"https://s/a", "https://s/b"}
+    assert state.changed_locs_since(2) == set(), "same entries again: nothing changed"
+    # a change of hash, length, lastmod or links marks the resource changed in that run
+    state.upsert_entries([e("a", md5="b" * 32, lastmod=T, length=3, links=links), e("b")], 3)
+    assert state.changed_locs_since(3) == {"https://s/a"}
+    state.upsert_entries([e("b", links=(Link("collection", "https://s/c"),))], 4)
+    assert state.changed_locs_since(4) == {"https://s/b"}
+    assert state.count_resources() == 2
+
+
+def test_entries_round_trip(state: State) -> None:
+    links = (
+        Link("describedby", "https://s/md", "application/xml", (("pri", "1"),)),
+        Link("collection", "https://s/ü"),
+    )
+    original = Entry(
+        loc="https://s/a",
+        lastmod=T,
+        hashes=(("md5", "a" * 32), ("sha-256", "b" * 64)),
+        length=3,
+        type="application/pdf",
+        links=links,
+    )
+    state.upsert_entries([original], 1)
+    got = state.entries(["https://s/a", "https://s/missing"])
+    assert list(got) == ["https://s/a"]
+    back = got["https://s/a"]
+    assert back.lastmod == T
+    assert back.links == links
+    assert back.fingerprint == original.fingerprint
+    assert back.length == 3
+    assert back.type == "application/pdf"
+
+
+def test_upsert_in_batches(state: State) -> None:
+    assert state.upsert_entries((e(f"r{i}") for i in range(25)), 1, batch=7) == 25
+    assert state.count_resources() == 25
+    assert [loc for loc, _ in state.iter_link_records(batch=4)] == sorted(
+        f"https://s/r{i}" for i in range(25)
+    )
+
+
+def test_mark_deleted_and_reappear(state: State) -> None:
+    state.upsert_entries([e("a"), e("b")], 1)
+    assert state.mark_deleted(["https://s/a", "https://s/nope"], 2) == 1
+    assert state.mark_deleted(["https://s/a"], 3) == 0, "already deleted"
+    assert state.count_resources() == 1
+    assert state.count_resources(present_only=False) == 2
+    assert state.is_known("https://s/a")
+    assert not state.is_known("https://s/nope")
+    assert state.changed_locs_since(2) == {"https://s/a"}
+    assert [loc for loc, _ in state.iter_link_records()] == ["https://s/b"]
+    # listed again: present and changed
+    state.upsert_entries([e("a")], 4)
+    assert state.count_resources() == 2
+    assert state.changed_locs_since(4) == {"https://s/a"}
+
+
+def test_unseen_present(state: State) -> None:
+    state.upsert_entries([e("a"), e("b")], 1)
+    state.upsert_entries([e("b")], 2)
+    assert list(state.unseen_present(2)) == ["https://s/a"]
+
+
+def test_find_by_suffix_escapes_wildcards(state: State) -> None:
+    state.upsert_entries([Entry(loc="https://s/resource/1_2/qdc"), Entry(loc="https://s/x1x2/qdc")], 1)
+    assert state.find_by_suffix("/1_2/qdc") == ["https://s/resource/1_2/qdc"]
+    assert state.find_by_suffix("%") == []
+
+
+# -- members and items -----------------------------------------------------------------------
+
+
+def test_key_for_and_set_members(state: State) -> None:
+    assert state.key_for(["https://s/rec", "https://s/f"]) is None
+    state.set_members("K1", ["https://s/rec"], ["https://s/f1", "https://s/f2"])
+    assert state.key_for(["https://s/other", "https://s/f2"]) == "K1"
+    assert state.member_locs("K1") == [
+        ("https://s/f1", "file"),
+        ("https://s/f2", "file"),
+        ("https://s/rec", "metadata"),
+    ]
+    # a resource moves to another item
+    state.set_members("K2", [], ["https://s/f2"])
+    assert state.key_for(["https://s/f2"]) == "K2"
+    assert ("https://s/f2", "file") not in state.member_locs("K1")
+
+
+def test_update_item_and_set_file_round_trip(state: State) -> None:
+    assert state.item("K") is None
+    state.update_item("K", collection_iri="https://d/col", slug="rsw-1", create_pending=1)
+    st = state.item("K")
+    assert st is not None
+    assert st.status == PENDING
+    assert st.create_pending is True
+    assert st.slug == "rsw-1"
+    state.update_item(
+        "K",
+        status=IN_PROGRESS,
+        edit_iri="https://d/edit/1",
+        em_iri="https://d/em/1",
+        se_iri="https://d/edit/1",
+        statement_iri="https://d/statement/1",
+        metadata_fp="fp1",
+        title="Title ü",
+        create_pending=0,
+        created_run=3,
+    )
+    state.set_file("K", "https://s/f1", status="uploading", run_id=3, filename="a.pdf", md5="m1")
+    state.set_file(
+        "K",
+        "https://s/f1",
+        status="uploaded",
+        run_id=3,
+        filename="a.pdf",
+        md5="m1",
+        fingerprint="md5:m1",
+        file_iri="https://d/file/1",
+        size=10,
+        content_type="application/pdf",
+    )
+    state.set_file("K", "https://s/f2", status="uploading", run_id=3, filename="b.pdf")
+    st = state.item("K")
+    assert st is not None
+    assert st.status == IN_PROGRESS
+    assert st.create_pending is False
+    assert (st.edit_iri, st.em_iri, st.se_iri, st.statement_iri) == (
+        "https://d/edit/1",
+        "https://d/em/1",
+        "https://d/edit/1",
+        "https://d/statement/1",
+    )
+    assert st.metadata_fp == "fp1"
+    assert st.title == "Title ü"
+    assert st.created_run == 3
+    assert st.files == {
+        "https://s/f1": FileState(
+            "https://s/f1", "a.pdf", "m1", "md5:m1", "https://d/file/1", "uploaded"
+        ),
+        "https://s/f2": FileState("https://s/f2", "b.pdf", None, None, None, "uploading"),
+    }
+    state.drop_file("K", "https://s/f2")
+    st = state.item("K")
+    assert st is not None and list(st.files) == ["https://s/f1"]
+    state.drop_files("K")
+    st = state.item("K")
+    assert st is not None and st.files == {}
+    assert state.items_created_in(3) == ["K"]
+
+
+def test_item_keys_and_counts(state: State) -> None:
+    state.update_item("a", status=COMPLETE)
+    state.update_item("b", status=FAILED, error="x")
+    state.update_item("c", status=CREATING)
+    assert state.item_keys() == ["a", "b", "c"]
+    assert state.item_keys([FAILED, CREATING]) == ["b", "c"]
+    assert state.count_items() == {COMPLETE: 1, FAILED: 1, CREATING: 1}
+    assert [s.key for s in state.failed_items()] == ["b", "c"]
+
+
+# -- runs, journal, errors -------------------------------------------------------------------
+
+
+def test_runs_start_and_finish(state: State) -> None:
+    r1 = state.start_run("baseline", "mirror", "first")
+    r2 = state.start_run("incremental", "mirror", None)
+    assert r2 > r1
+    run = state.run(r1)
+    assert run is not None
+    assert (run.kind, run.status, run.finished, run.comment) == ("baseline", "running", None, "first")
+    state.finish_run(r1, "ok", {"created": 3, "failed": 1, "requests": 40}, "done", cursor="C1")
+    state.finish_run(r2, "failed", {}, "boom", cursor="C2")
+    run = state.run(r1)
+    assert run is not None
+    assert (run.status, run.created, run.failed, run.requests, run.message) == (
+        "ok",
+        3,
+        1,
+        40,
+        "done",
+    )
+    assert run.finished is not None
+    assert run.as_dict()["id"] == r1
+    assert state.last_successful_cursor() == "C1", "a failed run does not move the cursor"
+    r3 = state.start_run("replay", "mirror", None)
+    state.finish_run(r3, "ok", {}, None, cursor="C3")
+    assert state.last_successful_cursor() == "C1", "only baseline/incremental runs count"
+    assert [r.id for r in state.runs()] == [r1, r2, r3]
+    assert state.run(999) is None
+
+
+def test_errors_recorded_with_redaction(state: State) -> None:
+    register_secret("st4te-Secret-pw")
+    run = state.start_run("baseline", "p", None)
+    err = FetchError(
+        "GET https://user:st4te-Secret-pw@d/ failed", resource="https://s/f", status=500
+    )
+    state.record_error(run, "K", err)
+    state.record_error(run + 1, None, FetchError("other"))
+    rows = state.errors(run)
+    assert len(rows) == 1
+    assert rows[0]["code"] == "fetch"
+    assert rows[0]["resource"] == "https://s/f"
+    assert rows[0]["item"] == "K"
+    assert "st4te-Secret-pw" not in rows[0]["message"]
+    assert "***" in rows[0]["message"]
+    assert len(state.errors()) == 2
+    # item errors and run messages are redacted too
+    state.update_item("K", status=FAILED, error="auth st4te-Secret-pw refused")
+    st = state.item("K")
+    assert st is not None and st.error == "auth *** refused"
+    state.finish_run(run, "failed", {}, "password st4te-Secret-pw wrong")
+    rec = state.run(run)
+    assert rec is not None and rec.message == "password *** wrong"
+    # nothing in the file holds the secret
+    raw = sqlite3.connect(str(state.path))
+    dump = "\n".join(raw.iterdump())
+    raw.close()
+    assert "st4te-Secret-pw" not in dump
+
+
+def test_journal(state: State) -> None:
+    state.journal(1, "K", "create", "https://d/col", "intent")
+    state.journal(1, "K", "create", "https://d/edit/1", "done")
+    rows = state.db.execute("SELECT op, target, state FROM journal ORDER BY id").fetchall()
+    assert rows == [("create", "https://d/col", "intent"), ("create", "https://d/edit/1", "done")]
