@@ -19,6 +19,7 @@ from sync.state import (
     PENDING,
     SCHEMA_VERSION,
     FileState,
+    RunLock,
     State,
 )
 
@@ -287,11 +288,38 @@ def test_runs_start_and_finish(state: State) -> None:
     assert run.finished is not None
     assert run.as_dict()["id"] == r1
     assert state.last_successful_cursor() == "C1", "a failed run does not move the cursor"
-    r3 = state.start_run("replay", "mirror", None)
+    r3 = state.start_run("undo", "mirror", None)
     state.finish_run(r3, "ok", {}, None, cursor="C3")
-    assert state.last_successful_cursor() == "C1", "only baseline/incremental runs count"
-    assert [r.id for r in state.runs()] == [r1, r2, r3]
+    assert state.last_successful_cursor() == "C1", "only sync runs move the cursor"
+    r4 = state.start_run("replay", "mirror", None)
+    state.finish_run(r4, "partial", {}, None, cursor="C4")
+    assert state.last_successful_cursor() == "C4"
+    assert [r.id for r in state.runs()] == [r1, r2, r3, r4]
     assert state.run(999) is None
+
+
+def test_interrupted_runs(state: State) -> None:
+    r1 = state.start_run("baseline", "p", None)
+    r2 = state.start_run("incremental", "p", None)
+    state.mark_interrupted(keep=r2)
+    run = state.run(r1)
+    assert run is not None and run.status == "interrupted" and run.finished is not None
+    run = state.run(r2)
+    assert run is not None and run.status == "running"
+    assert state.previous_run_interrupted(r2)
+    state.finish_run(r2, "ok", {}, None)
+    r3 = state.start_run("incremental", "p", None)
+    assert not state.previous_run_interrupted(r3)
+
+
+def test_run_lock_is_exclusive(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    with RunLock(path):
+        with pytest.raises(ConfigError) as info, RunLock(path):
+            pass
+        assert "another" in str(info.value)
+    with RunLock(path):  # released on exit
+        pass
 
 
 def test_errors_recorded_with_redaction(state: State) -> None:
