@@ -386,84 +386,52 @@ class Engine:
             # an item is touched when one of its locs changed, including locs it had before
             keys = (keys or set()) | {self.state.key_for([loc]) or "" for loc in only}
             keys.discard("")
-        work: list[tuple[Item | None, ItemPlan, str, ItemState | None]] = []
+        pool = _Pool(self, dep, run_id, counts)
         live: set[str] = set()
-        for item in self._desired(only, keys):
-            st = self.state.item(item.key)
-            self.state.set_members(
-                item.key, [e.loc for e in item.metadata], [e.loc for e in item.files]
-            )
-            live.add(item.key)
-            col = st.collection_iri if st and st.collection_iri else self._collection_for(item)
-            plan = plan_item(item, st, col)
-            if plan.kind == UNCHANGED:
-                counts["unchanged"] += 1
-                continue
-            work.append((item, plan, col, st))
-        # items that the source no longer has
-        candidates = keys if keys is not None else set(self.state.item_keys())
-        deletions: list[tuple[Item | None, ItemPlan, str, ItemState | None]] = []
-        for key in sorted(candidates - live):
-            st = self.state.item(key)
-            if st is None:
-                continue
-            plan = plan_item(None, st, None)
-            if plan.kind == DELETE:
-                deletions.append((None, plan, "", st))
-        mirrored = sum(n for s, n in self.state.count_items().items() if s != DELETED)
-        if (
-            deletions
-            and not force_delete
-            and (len(deletions) > self.p.max_delete_share * max(1, mirrored))
-        ):
-            raise MassDeletionError(
-                f"this run would delete {len(deletions)} of {mirrored} mirrored items, more "
-                f"than max_delete_share={self.p.max_delete_share}; nothing was deleted",
-                resource=self.p.source,
-                hint="check the source; run with --force-delete if this is intended",
-            )
-        work.extend(deletions)
         limited = False
-        if self.p.limit is not None and len(work) > self.p.limit:
-            work = work[: self.p.limit]
-            limited = True
-        self._execute(dep, work, run_id, counts)
+        try:
+            # creates and updates stream to the workers as they are planned: memory stays
+            # bounded by the pool, not by the size of the source
+            for item in self._desired(only, keys):
+                st = self.state.item(item.key)
+                self.state.set_members(
+                    item.key, [e.loc for e in item.metadata], [e.loc for e in item.files]
+                )
+                live.add(item.key)
+                col = st.collection_iri if st and st.collection_iri else self._collection_for(item)
+                plan = plan_item(item, st, col)
+                if plan.kind == UNCHANGED:
+                    counts["unchanged"] += 1
+                elif not pool.submit(item, plan, col, st):
+                    limited = True
+            # items that the source no longer has: all known before any is deleted
+            candidates = keys if keys is not None else set(self.state.item_keys())
+            deletions: list[tuple[ItemPlan, ItemState]] = []
+            for key in sorted(candidates - live):
+                st = self.state.item(key)
+                if st is None:
+                    continue
+                plan = plan_item(None, st, None)
+                if plan.kind == DELETE:
+                    deletions.append((plan, st))
+            mirrored = sum(n for s, n in self.state.count_items().items() if s != DELETED)
+            if (
+                deletions
+                and not force_delete
+                and (len(deletions) > self.p.max_delete_share * max(1, mirrored))
+            ):
+                raise MassDeletionError(
+                    f"this run would delete {len(deletions)} of {mirrored} mirrored items, "
+                    f"more than max_delete_share={self.p.max_delete_share}; nothing was deleted",
+                    resource=self.p.source,
+                    hint="check the source; run with --force-delete if this is intended",
+                )
+            for plan, st in deletions:
+                if not pool.submit(None, plan, "", st):
+                    limited = True
+        finally:
+            pool.close()
         return limited
-
-    def _execute(self, dep: Any, work: list[Any], run_id: int, counts: dict[str, int]) -> None:
-        progress = Progress("sync", total=len(work)) if self.show_progress else None
-        sem = threading.BoundedSemaphore(self.p.workers * 2)
-
-        def task(item: Item | None, plan: ItemPlan, col: str, st: ItemState | None) -> None:
-            key = plan.key
-            failed = False
-            try:
-                outcome = dep.apply(item, plan, col, st)
-                with self._counts_lock:
-                    counts[outcome.kind] += 1
-            except SyncError as exc:
-                failed = True
-                self._failed(run_id, key, exc, counts)
-            except Exception as exc:  # a bug must not stop the other items
-                failed = True
-                err = SyncError(f"internal error: {exc!r}", resource=key)
-                err.code = "internal"
-                log.debug("%s", redact(traceback.format_exc()))
-                self._failed(run_id, key, err, counts)
-            finally:
-                sem.release()
-                if progress:
-                    progress.advance(failed)
-
-        with ThreadPoolExecutor(max_workers=self.p.workers, thread_name_prefix="rsw") as pool:
-            futures: list[Future[None]] = []
-            for w in work:
-                sem.acquire()
-                futures.append(pool.submit(task, *w))
-            for fut in futures:
-                fut.result()
-        if progress:
-            progress.close()
 
     def _failed(self, run_id: int, key: str, exc: SyncError, counts: dict[str, int]) -> None:
         st = self.state.item(key)
@@ -550,3 +518,55 @@ def _present_entries(state: State) -> Iterator[tuple[str, Entry]]:
             batch = []
     if batch:
         yield from state.entries(batch).items()
+
+
+class _Pool:
+    """Bounded worker pool: at most ``workers`` items in progress and ``2 x workers`` queued,
+    at most ``limit`` items per run; one item's failure never stops the others."""
+
+    def __init__(self, engine: Engine, dep: Any, run_id: int, counts: dict[str, int]) -> None:
+        self.engine = engine
+        self.dep = dep
+        self.run_id = run_id
+        self.counts = counts
+        self.limit = engine.p.limit
+        self.submitted = 0
+        self.progress = Progress("sync") if engine.show_progress else None
+        self._sem = threading.BoundedSemaphore(engine.p.workers * 2)
+        self._executor = ThreadPoolExecutor(max_workers=engine.p.workers, thread_name_prefix="rsw")
+        self._futures: list[Future[None]] = []
+
+    def submit(self, item: Item | None, plan: ItemPlan, col: str, st: ItemState | None) -> bool:
+        """Queue one item; False when --limit is reached (the item is left for a later run)."""
+        if self.limit is not None and self.submitted >= self.limit:
+            return False
+        self.submitted += 1
+        self._sem.acquire()
+        self._futures.append(self._executor.submit(self._task, item, plan, col, st))
+        self._futures = [f for f in self._futures if not f.done()]
+        return True
+
+    def _task(self, item: Item | None, plan: ItemPlan, col: str, st: ItemState | None) -> None:
+        engine, failed = self.engine, False
+        try:
+            outcome = self.dep.apply(item, plan, col, st)
+            with engine._counts_lock:
+                self.counts[outcome.kind] += 1
+        except SyncError as exc:
+            failed = True
+            engine._failed(self.run_id, plan.key, exc, self.counts)
+        except Exception as exc:  # a bug must not stop the other items
+            failed = True
+            err = SyncError(f"internal error: {exc!r}", resource=plan.key)
+            err.code = "internal"
+            log.debug("%s", redact(traceback.format_exc()))
+            engine._failed(self.run_id, plan.key, err, self.counts)
+        finally:
+            self._sem.release()
+            if self.progress:
+                self.progress.advance(failed)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self.progress:
+            self.progress.close()
