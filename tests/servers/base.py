@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -69,12 +70,23 @@ class LocalHTTPServer(ThreadingHTTPServer):
         port: int = 0,
         latency: float = 0.0,
         faults: FaultPolicy | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(("127.0.0.1", port), handler)
         self.latency = latency
         self.faults = faults or FaultPolicy()
         self.stats: Counter[str] = Counter()
         self.stats_lock = threading.Lock()
+        # requests being processed now (from dispatch until the answer starts) and the most
+        # seen at once: tests check per-host concurrency bounds with these
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.ssl_context = ssl_context
+        if ssl_context is not None:
+            # handshake in the handler thread, not in the accept loop
+            self.socket = ssl_context.wrap_socket(
+                self.socket, server_side=True, do_handshake_on_connect=False
+            )
         # tests: called as on_request(method, path, n) before a request is handled; it may
         # return "drop" to reset the connection without handling the request
         self.on_request: Callable[[str, str, int], str | None] | None = None
@@ -83,7 +95,8 @@ class LocalHTTPServer(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{host}:{port}"
 
     def start(self) -> LocalHTTPServer:
         self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
@@ -104,13 +117,23 @@ class LocalHTTPServer(ThreadingHTTPServer):
         import sys
 
         exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             return
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def reset_stats(self) -> None:
         with self.stats_lock:
             self.stats.clear()
+            self.max_in_flight = 0
+
+    def _enter(self) -> None:
+        with self.stats_lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self.stats_lock:
+            self.in_flight -= 1
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -119,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: LocalHTTPServer
     _fault_after: str | None = None
+    _counted = False
 
     def setup(self) -> None:
         super().setup()
@@ -134,6 +158,21 @@ class Handler(BaseHTTPRequestHandler):
         if hook is not None and hook(method, self.path, self.server.stats["total"]) == "drop":
             self._reset()
             return
+        # in flight until the answer starts: the client holds its per-host slot at least that
+        # long, so max_in_flight never exceeds the client's bound (no race on the last bytes)
+        self.server._enter()
+        self._counted = True
+        try:
+            self._handle(method)
+        finally:
+            self._left()
+
+    def _left(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.server._leave()
+
+    def _handle(self, method: str) -> None:
         if self.server.latency:
             time.sleep(self.server.latency)
         fault = self.server.faults.draw(method)
@@ -238,6 +277,7 @@ class Handler(BaseHTTPRequestHandler):
             length = stream.tell()
             stream.seek(0)
             data = b""
+        self._left()
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)

@@ -23,6 +23,7 @@ import hashlib
 import math
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 import threading
@@ -104,6 +105,7 @@ class ResourceSyncSource:
         faults: FaultPolicy | None = None,
         synthetic_entries: int = 0,
         changelist_size: int = 10,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if changelists not in CHANGELIST_MODES:
             raise ValueError(f"changelists must be one of {CHANGELIST_MODES}")
@@ -115,6 +117,7 @@ class ResourceSyncSource:
         self.faults = faults
         self.synthetic_entries = synthetic_entries
         self.changelist_size = changelist_size
+        self.ssl_context = ssl_context  # serve HTTPS (tests of TLS verification)
         self.httpd: LocalHTTPServer | None = None
         self._overrides: dict[str, tuple[int, bytes | Path, dict[str, str]]] = {}
         self._lock = threading.Lock()
@@ -130,7 +133,9 @@ class ResourceSyncSource:
             pass
 
         _Bound.source = source
-        self.httpd = LocalHTTPServer(_Bound, self.port, self.latency, self.faults)
+        self.httpd = LocalHTTPServer(
+            _Bound, self.port, self.latency, self.faults, ssl_context=self.ssl_context
+        )
         self.model.base_url = self.httpd.base_url
         self.httpd.start()
         return self

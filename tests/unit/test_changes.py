@@ -97,6 +97,11 @@ def test_alias_suffixes_for_dspace_deleted_metadata() -> None:
         "/resource/123456789/42/qdc",
         "/resource/42/qdc",
     ]
+    # a source at the server root: the handle and prefix are the whole path
+    assert alias_suffixes("https://repo.example/123456789/42/qdc") == [
+        "/resource/123456789/42/qdc",
+        "/resource/42/qdc",
+    ]
     assert alias_suffixes("https://repo.example/qdc") == []
     assert alias_suffixes("https://repo.example/a/b") == ["/resource/a/b"]
 

@@ -61,9 +61,7 @@ def files() -> Iterator[Files]:
 
 
 def fetcher(files: Files, tmp_path: Path, max_file_size: int = 10_000) -> Fetcher:
-    http = Http(
-        HttpSettings(attempts=1, per_host_rate=0), allowed_hosts={host_key(files.base)}
-    )
+    http = Http(HttpSettings(attempts=1, per_host_rate=0), allowed_hosts={host_key(files.base)})
     return Fetcher(http, max_file_size=max_file_size, tmpdir=str(tmp_path))
 
 
@@ -145,7 +143,7 @@ def test_fetch_a_good_file_with_disposition_name(files: Files, tmp_path: Path) -
         PDF,
         {
             "Content-Type": "application/pdf",
-            "Content-Disposition": "attachment; filename=\"x.pdf\"; "
+            "Content-Disposition": 'attachment; filename="x.pdf"; '
             "filename*=UTF-8''Rapport%20annuel%20%C3%A9t%C3%A9.pdf",
         },
     )
@@ -234,7 +232,9 @@ def test_announced_length_over_max_file_size_is_not_downloaded(
 ) -> None:
     files.files["/big"] = (b"x" * 200, {})
     with pytest.raises(IntegrityError) as info:
-        fetcher(files, tmp_path, max_file_size=100).fetch(Entry(loc=files.base + "/big", length=200))
+        fetcher(files, tmp_path, max_file_size=100).fetch(
+            Entry(loc=files.base + "/big", length=200)
+        )
     assert "maximum file size" in str(info.value)
     assert files.hits["/big"] == 0
 

@@ -180,6 +180,19 @@ def test_alternate_between_two_plain_files_does_not_merge_them() -> None:
     assert len(items) == 2
 
 
+def test_alternate_from_a_record_to_a_plain_resource_does_not_make_it_a_file() -> None:
+    rec = Entry(
+        loc="https://src.example/r/qdc",
+        links=(ln("profile", QDC), ln("alternate", "https://src.example/r.html")),
+    )
+    page = Entry(loc="https://src.example/r.html")
+    items = link([rec, page])
+    assert [(i.key, len(i.metadata), len(i.files)) for i in items] == [
+        (page.loc, 0, 1),
+        (rec.loc, 1, 0),
+    ]
+
+
 def test_rel_values_are_case_insensitive() -> None:
     f = "https://src.example/f.pdf"
     rec = Entry(loc="https://src.example/rec", links=(Link("DESCRIBES", f), Link("Profile", QDC)))

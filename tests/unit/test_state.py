@@ -169,7 +169,9 @@ def test_unseen_present(state: State) -> None:
 
 
 def test_find_by_suffix_escapes_wildcards(state: State) -> None:
-    state.upsert_entries([Entry(loc="https://s/resource/1_2/qdc"), Entry(loc="https://s/x1x2/qdc")], 1)
+    state.upsert_entries(
+        [Entry(loc="https://s/resource/1_2/qdc"), Entry(loc="https://s/x1x2/qdc")], 1
+    )
     assert state.find_by_suffix("/1_2/qdc") == ["https://s/resource/1_2/qdc"]
     assert state.find_by_suffix("%") == []
 
@@ -273,7 +275,12 @@ def test_runs_start_and_finish(state: State) -> None:
     assert r2 > r1
     run = state.run(r1)
     assert run is not None
-    assert (run.kind, run.status, run.finished, run.comment) == ("baseline", "running", None, "first")
+    assert (run.kind, run.status, run.finished, run.comment) == (
+        "baseline",
+        "running",
+        None,
+        "first",
+    )
     state.finish_run(r1, "ok", {"created": 3, "failed": 1, "requests": 40}, "done", cursor="C1")
     state.finish_run(r2, "failed", {}, "boom", cursor="C2")
     run = state.run(r1)
