@@ -128,12 +128,8 @@ class Depositor:
                 dc, title, warning = self._metadata(item, first)
                 entry = self._entry_bytes(item, dc, title)
             rebuild = self._needs_media_rebuild(plan, st)
-            if rebuild and st is not None:
-                for loc in files:
-                    if loc not in fetched:
-                        got = self.fetcher.fetch(files[loc])
-                        stack.callback(got.discard)
-                        fetched[loc] = got
+            if rebuild:
+                self._fetch_all(item, fetched, stack)
             fp = metadata_fingerprint(item, col)
             if plan.kind == CREATE:
                 receipt = self._create(key, col, entry, plan.recover)
@@ -153,17 +149,23 @@ class Depositor:
                 raise DepositError(
                     "the server gave no EM-IRI for the container", resource=st.edit_iri or key
                 )
+            if not rebuild:
+                try:
+                    for fs in plan.remove:
+                        self._remove_file(key, fs)
+                    for loc in plan.replace:
+                        old = st.files.get(loc)
+                        if old is not None:
+                            self._remove_file(key, old)
+                except ConflictError:
+                    # the server may refuse single-file deletes although it gave file IRIs:
+                    # replace all media instead (a refusal of that is a real conflict)
+                    rebuild = True
+                    self._fetch_all(item, fetched, stack)
             if rebuild:
                 self._rebuild_media(key, em_iri, item, fetched)
             else:
-                for fs in plan.remove:
-                    self._remove_file(key, fs)
-                for loc in plan.replace:
-                    old = st.files.get(loc)
-                    if old is not None:
-                        self._remove_file(key, old)
-                    self._add_file(key, em_iri, fetched[loc], st, verify=False)
-                for loc in plan.add:
+                for loc in (*plan.replace, *plan.add):
                     self._add_file(key, em_iri, fetched[loc], st, verify=loc in plan.verify)
             if plan.complete:
                 self._complete(key)
@@ -180,6 +182,15 @@ class Depositor:
             log.warning("%s: %s", key, warning)
         kind = "created" if plan.kind == CREATE else "updated"
         return Outcome(kind, warning)
+
+    def _fetch_all(self, item: Item, fetched: dict[str, Fetched], stack: ExitStack) -> None:
+        """Every file of the item downloaded and verified (to rebuild its media)."""
+        for f in item.files:
+            if f.loc not in fetched:
+                got = self.fetcher.fetch(f)
+                stack.callback(got.discard)
+                fetched[f.loc] = got
+                self._check_upload_size(got)
 
     def _check_upload_size(self, got: Fetched) -> None:
         limit = self.sword.max_upload_kb
@@ -346,13 +357,34 @@ class Depositor:
     def _rebuild_media(
         self, key: str, em_iri: str, item: Item, fetched: dict[str, Fetched]
     ) -> None:
-        self.state.journal(self.run_id, key, "delete-media", em_iri, "intent")
-        self.sword.delete_media(em_iri)
+        """No per-file IRIs: PUT the first file on the EM-IRI (replacing all media), then add
+        the others. Idempotent, so a crash in between is repaired by doing it again."""
+        self.state.journal(self.run_id, key, "replace-media", em_iri, "intent")
         self.state.drop_files(key)
+        if not item.files:
+            self.sword.delete_media(em_iri)
+            return
+        first, *rest = (fetched[f.loc] for f in item.files)
+        self.state.set_file(
+            key,
+            first.entry.loc,
+            status="uploading",
+            run_id=self.run_id,
+            filename=first.filename,
+            md5=first.download.md5,
+        )
+        self.sword.replace_media(
+            em_iri,
+            first.download.path,
+            filename=first.filename,
+            md5=first.download.md5,
+            content_type=first.content_type,
+        )
+        self._file_done(key, first, None)
         st = self.state.item(key)
         assert st is not None
-        for f in item.files:
-            self._add_file(key, em_iri, fetched[f.loc], st, verify=False)
+        for got in rest:
+            self._add_file(key, em_iri, got, st, verify=False)
 
     def _complete(self, key: str) -> None:
         st = self.state.item(key)

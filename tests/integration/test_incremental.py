@@ -171,3 +171,23 @@ def test_archived_readonly_destination_conflict_policies(
         assert "Recreated version" in titles and len(titles) == 7
     finally:
         sword.stop()
+
+
+def test_server_without_per_file_iris_gets_its_media_replaced(tmp_path, cli: Cli,
+                                                               source_factory) -> None:
+    from tests.conftest import PASSWORD
+
+    sword = SwordServer(tmp_path / "nf", password=PASSWORD, per_file_iris=False).start()
+    try:
+        model = SourceModel.generate(30, seed=17, styles=("dspace", "recipe"))
+        src = source_factory(model)
+        assert cli.baseline(src.base_url + "/", sword).returncode == 0
+        multi = [k for k, it in model.items.items() if len(it.files) >= 2]
+        assert len(multi) >= 2
+        model.replace_file(multi[0], 1, b"replaced on a server without file IRIs\n")
+        model.remove_file(multi[1], model.items[multi[1]].files[0].name)
+        result = cli("incremental", "--state", str(cli.state), "--rate", "0")
+        assert result.returncode == 0, result.output
+        assert snapshot(sword.store.containers()) == expected_snapshot(model)
+    finally:
+        sword.stop()
