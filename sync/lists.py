@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
@@ -107,12 +108,16 @@ def _link(el: Any, where: str) -> Link | None:
     if not rel or not href:
         return None
     extra = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in ("rel", "href", "type")))
-    return Link(rel=rel.strip().lower(), href=href.strip(), type=el.get("type"), attrs=extra)
+    # sitemaps should carry absolute URLs; a relative one is read against its resource's URL
+    href = urljoin(where, href.strip())
+    return Link(rel=rel.strip().lower(), href=href, type=el.get("type"), attrs=extra)
 
 
 def _entry(el: Any, doc_url: str) -> Entry:
     loc_el = el.find(f"{SM}loc")
     loc = (loc_el.text or "").strip() if loc_el is not None else ""
+    if loc and "://" not in loc:
+        loc = urljoin(doc_url, loc)
     if not loc:
         raise DocumentError("an entry has no <loc>", resource=doc_url)
     lastmod_el = el.find(f"{SM}lastmod")
@@ -145,10 +150,11 @@ class ListDocument:
     path: Path
     max_entries: int
     links: tuple[Link, ...] = ()
+    on_error: Callable[[SyncError], None] | None = None
 
     def entries(self) -> Iterator[Entry]:
         try:
-            yield from _iter_entries(self.path, self.info.url, self.max_entries)
+            yield from _iter_entries(self.path, self.info.url, self.max_entries, self.on_error)
         finally:
             self.discard()
 
@@ -156,7 +162,15 @@ class ListDocument:
         self.path.unlink(missing_ok=True)
 
 
-def _iter_entries(path: Path, url: str, max_entries: int) -> Iterator[Entry]:
+def _iter_entries(
+    path: Path,
+    url: str,
+    max_entries: int,
+    on_error: Callable[[SyncError], None] | None = None,
+) -> Iterator[Entry]:
+    """Entries of a document. A bad entry (unknown hash algorithm, bad date or length, no
+    <loc>) raises, or with ``on_error`` is reported there and skipped; malformed XML and a
+    document over ``max_entries`` always raise."""
     count = 0
     depth = 0
     try:
@@ -173,7 +187,15 @@ def _iter_entries(path: Path, url: str, max_entries: int) -> Iterator[Entry]:
                         resource=url,
                         hint="raise max_list_entries in the pipeline if this is expected",
                     )
-                yield _entry(el, url)
+                try:
+                    entry = _entry(el, url)
+                except DocumentError as exc:
+                    el.clear()
+                    if on_error is None:
+                        raise
+                    on_error(exc)
+                    continue
+                yield entry
                 el.clear()
     except (ParseError, DefusedXmlException) as exc:
         raise DocumentError(f"not well-formed or refused XML: {exc}", resource=url) from None
@@ -235,8 +257,11 @@ class ListReader:
         max_entries: int = MAX_ENTRIES,
         max_depth: int = 3,
         tmpdir: str | None = None,
+        on_error: Callable[[SyncError], None] | None = None,
     ) -> None:
         self.http = http
+        # where refused entries and index members are reported (then skipped); None: raise
+        self.on_error = on_error
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.max_depth = max_depth
@@ -247,12 +272,17 @@ class ListReader:
         download = self.http.download(url, max_bytes=self.max_bytes, directory=self.tmpdir)
         self.documents_read += 1
         try:
+            _refuse_html(download.path, download.content_type, url)
             info, links = read_header(download.path, url)
         except SyncError:
             download.discard()
             raise
         return ListDocument(
-            info=info, path=download.path, max_entries=self.max_entries, links=links
+            info=info,
+            path=download.path,
+            max_entries=self.max_entries,
+            links=links,
+            on_error=self.on_error,
         )
 
     def walk(
@@ -284,8 +314,29 @@ class ListReader:
         if not members:
             raise DocumentError("sitemap index lists no documents", resource=url)
         for member in members:
-            self.http.check_allowed(member, what="list document")
-            yield from self.walk(member, expect=expect, _seen=seen, _depth=_depth + 1)
+            try:
+                self.http.check_allowed(member, what="list document")
+                yield from self.walk(member, expect=expect, _seen=seen, _depth=_depth + 1)
+            except SyncError as exc:
+                # a looping, too deep or broken member: the index's other members still count
+                if self.on_error is None:
+                    raise
+                self.on_error(exc)
+
+
+def _refuse_html(path: Path, content_type: str | None, url: str) -> None:
+    """An HTML page (an error or login page, a repository's home page) is not a sitemap."""
+    with path.open("rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    served = (content_type or "").split(";")[0].strip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or (
+        served in ("text/html", "application/xhtml+xml") and not head.startswith(b"<?xml")
+    ):
+        raise DocumentError(
+            f"an HTML page ({served or 'no content type'}), not a sitemap / ResourceSync document",
+            resource=url,
+            hint="give the URL of the source description, capability list or resource list",
+        )
 
 
 def tmp_space(directory: str | None) -> str | None:

@@ -430,3 +430,24 @@ def test_index_member_outside_the_source_is_refused(tmp_path: Path, files: _File
     files.files["/idx.xml"] = index(["https://evil.example/rl.xml"]).encode()
     with pytest.raises(OutsideSourceError):
         list(reader(files, tmp_path).walk(files.base + "/idx.xml"))
+
+
+def test_relative_locs_and_link_hrefs_are_read_against_the_document(tmp_path) -> None:
+    from sync.lists import _iter_entries
+
+    doc = tmp_path / "rl.xml"
+    doc.write_text(
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+        'xmlns:rs="http://www.openarchives.org/rs/terms/">'
+        '<rs:md capability="resourcelist" at="2024-01-01T00:00:00Z"/>'
+        "<url><loc>records/1.xml</loc>"
+        '<rs:ln rel="describes" href="../files/1/a.pdf"/>'
+        '<rs:ln rel="describedby" href="http://purl.org/dc/terms/"/></url></urlset>',
+        encoding="utf-8",
+    )
+    (entry,) = list(_iter_entries(doc, "http://src.example/rs/resourcelist.xml", 10))
+    assert entry.loc == "http://src.example/rs/records/1.xml"
+    assert [ln.href for ln in entry.links] == [
+        "http://src.example/rs/files/1/a.pdf",
+        "http://purl.org/dc/terms/",
+    ]
