@@ -7,7 +7,8 @@ Rules (ResourceSync 1.1 links, as real publishers use them):
   schema such as ``http://purl.org/dc/terms/``, a format namespace) makes no file; it marks A
   as a metadata record.
 - ``alternate`` between two metadata records: two formats of one record, so one item; several
-  records describing the same files are one item too.
+  records describing the same files are one item too, and so are records whose URLs differ
+  only in the format name (``.../{handle}/oai_dc`` and ``.../{handle}/qdc``; ``?format=``).
 - A resource linked to nothing is an item of its own; a file whose records were all deleted is
   an orphan (it goes with its item, it never becomes an item of its own).
 Rel values are compared lower-case (``describedBy`` occurs in the wild).
@@ -21,6 +22,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .crosswalk import format_hint
 from .model import Entry, Item, Link
@@ -127,6 +129,12 @@ class LinkGraph:
         for s, d in alternates:
             if metadata[s] and metadata[d]:
                 union(s, d)
+        families: dict[str, int] = {}
+        for i in range(n):
+            if present[i] and metadata[i]:
+                fam = record_family(self._locs[i])
+                if fam is not None:
+                    union(i, families.setdefault(fam, i))
         members: dict[int, list[int]] = {}
         for i in range(n):
             if present[i]:
@@ -141,6 +149,47 @@ class LinkGraph:
             else:
                 for loc in files:
                     yield Group("standalone", (), (loc,))
+
+
+# Metadata format names publishers put in record URLs (path segment or ?format=).
+RECORD_FORMATS = frozenset(
+    [
+        "oai_dc",
+        "qdc",
+        "dim",
+        "dc",
+        "dcterms",
+        "mods",
+        "mets",
+        "marc",
+        "marcxml",
+        "ore",
+        "didl",
+        "rdf",
+        "xoai",
+        "etdms",
+        "etd_ms",
+        "uketd_dc",
+        "datacite",
+        "oai_datacite",
+        "rioxx",
+    ]
+)
+
+
+def record_family(loc: str) -> str | None:
+    """One item's records in several formats share a URL but for the format name:
+    ``.../resource/{handle}/{prefix}`` (DSpace 7) or ``.../{handle}?format={prefix}``
+    (DSpace 5/6). The URL without it, or None when the URL names no known format."""
+    parts = urlsplit(loc)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    if any(k == "format" and v.lower() in RECORD_FORMATS for k, v in query):
+        rest = urlencode([(k, v) for k, v in query if k != "format"])
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    head, _, last = parts.path.rstrip("/").rpartition("/")
+    if last.lower() in RECORD_FORMATS and head:
+        return urlunsplit((parts.scheme, parts.netloc, head, parts.query, ""))
+    return None
 
 
 def order_metadata(records: Sequence[Entry], preference: Sequence[str]) -> list[Entry]:

@@ -313,3 +313,31 @@ def test_groups_are_disjoint_and_cover_only_present_resources(
         e.loc for item in link(entries, known=lambda loc: loc in known_locs) for e in item.members
     ]
     assert len(members) == len(set(members))
+
+
+def test_older_dspace_records_by_format_query_make_one_item() -> None:
+    """DSpace 5/6 module: records at {base}/{handle}?format={prefix}, describedby the bare
+    format name; an item without bitstreams has nothing else tying its formats together."""
+    from sync.linker import link, record_family
+    from sync.model import Entry, Link
+
+    base = "http://old.example/rs/123456789/7"
+    records = [
+        Entry(
+            loc=f"{base}?format={fmt}",
+            links=(Link("describedby", f"http://old.example/rs/123456789/{fmt}"),),
+        )
+        for fmt in ("oai_dc", "qdc")
+    ]
+    other = Entry(
+        loc="http://old.example/rs/123456789/8?format=oai_dc",
+        links=(Link("describedby", "http://old.example/rs/123456789/oai_dc"),),
+    )
+    items = link([*records, other])
+    assert len(items) == 2
+    seven = next(it for it in items if "/7" in it.key)
+    assert [e.loc for e in seven.metadata] == [f"{base}?format=qdc", f"{base}?format=oai_dc"]
+    assert not seven.files
+    assert record_family(f"{base}?format=dim") == base
+    assert record_family("http://x/resource/1/2/oai_dc") == "http://x/resource/1/2"
+    assert record_family("http://x/files/report.pdf") is None
