@@ -23,6 +23,7 @@ from .state import RunLock, State
 
 app = typer.Typer(
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals would show the password in --debug tracebacks
     no_args_is_help=True,
     help="Mirror a ResourceSync source into a SWORD v2 repository.",
 )
@@ -341,10 +342,18 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
                 }
             )
         runs = [r.as_dict() for r in st.runs()]
+        # what the last run refused or could not read (documents, list entries, items)
+        last_errors = st.errors(run_id=runs[-1]["id"]) if runs else []
         if as_json:
             typer.echo(
                 json.dumps(
-                    {"state": str(st.path), "items": counts, "not_synced": failing, "runs": runs},
+                    {
+                        "state": str(st.path),
+                        "items": counts,
+                        "not_synced": failing,
+                        "runs": runs,
+                        "last_run_errors": last_errors,
+                    },
                     indent=2,
                     ensure_ascii=False,
                 )
@@ -358,6 +367,11 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
                 typer.echo(f"  {f['status']:<11} {f['item']}\n      {f['error']}")
             if len(failing) > 50:
                 typer.echo(f"  ... and {len(failing) - 50} more (--json lists all)")
+        refused = [e for e in last_errors if not e["item"]]
+        if refused:
+            typer.echo(f"refused or unreadable in the last run ({len(refused)}):")
+            for e in refused[:20]:
+                typer.echo(f"  {e['message']}")
         _print_runs(runs)
 
     _guard(go)

@@ -124,6 +124,8 @@ class Pipeline:
         """What is kept in the state DB so `incremental` / `replay` need no arguments."""
         data = asdict(self)
         data.pop("limit", None)
+        # --insecure holds for the run that was given it, never for later runs
+        data.pop("verify_tls", None)
         return data
 
     @classmethod
@@ -175,6 +177,12 @@ def load_pipeline(path: Path) -> Pipeline:
             "pipeline files must not hold the password",
             resource=str(path),
             hint="use password_env (an environment variable) or password_file (chmod 600)",
+        )
+    if "verify_tls" in flat:
+        raise ConfigError(
+            "TLS verification cannot be turned off in a pipeline file",
+            resource=str(path),
+            hint="use ca_bundle for a private CA, or --insecure for one run (not advised)",
         )
     unknown = set(flat) - _FLAT
     if unknown:

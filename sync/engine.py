@@ -67,7 +67,7 @@ class Engine:
             backoff_initial=pipeline.backoff_initial,
             per_host_concurrency=pipeline.per_host_concurrency or pipeline.workers,
             per_host_rate=pipeline.per_host_rate,
-            verify=pipeline.ca_bundle or pipeline.verify_tls,
+            verify=(pipeline.ca_bundle or True) if pipeline.verify_tls else False,
             pool_size=max(4, pipeline.workers * 2),
         )
         allowed = {host_key(pipeline.source)}
@@ -82,8 +82,13 @@ class Engine:
             for url in dest:
                 self.http.set_auth(url, pipeline.username, password or "")
         self.sword = SwordClient(self.http, on_behalf_of=pipeline.on_behalf_of or None)
+        # list entries and index members refused while reading (reported, then skipped)
+        self._list_errors: list[SyncError] = []
         self.reader = ListReader(
-            self.http, max_bytes=pipeline.max_list_bytes, max_entries=pipeline.max_list_entries
+            self.http,
+            max_bytes=pipeline.max_list_bytes,
+            max_entries=pipeline.max_list_entries,
+            on_error=self._list_errors.append,
         )
         self.fetcher = Fetcher(self.http, max_file_size=pipeline.max_file_size)
         self._counts_lock = threading.Lock()
@@ -198,23 +203,29 @@ class Engine:
                 for info, entries in self.reader.walk(url, expect="resourcelist"):
                     if info.at:
                         ats.append(info.at)
-                    total += self.state.upsert_entries(self._inside(entries, run_id), run_id)
+                    try:
+                        total += self.state.upsert_entries(self._inside(entries, run_id), run_id)
+                    except SyncError as exc:  # this document is broken; the index's others count
+                        self._list_errors.append(exc)
             except SyncError as exc:
-                complete = False
-                self.state.record_error(run_id, None, exc)
-                log.error("%s", exc.describe())
+                self._list_errors.append(exc)
+        for refused in self._list_errors:
+            complete = False  # no deletions and no new cursor after a partial read
+            self.state.record_error(run_id, None, refused)
+            log.error("%s", refused.describe())
+        self._list_errors.clear()
         log.info("read %d list entries from %d resource list(s)", total, len(plan.resource_lists))
         cursor = min(ats) if ats else started
         return complete, cursor.isoformat()
 
     def _inside(self, entries: Iterator[Entry], run_id: int) -> Iterator[Entry]:
-        """Entries whose URL is outside the source's hosts are refused (and recorded)."""
+        """Entries whose URL is outside the source's hosts are refused (recorded with the
+        other refused entries when the lists are read: the read is then partial)."""
         for e in entries:
             try:
                 self.http.check_allowed(e.loc, what="resource")
             except SyncError as exc:
-                self.state.record_error(run_id, None, exc)
-                log.error("%s", exc.describe())
+                self._list_errors.append(exc)
                 continue
             yield e
 
@@ -275,6 +286,8 @@ class Engine:
     ) -> tuple[set[str], datetime | None, bool]:
         errors: list[SyncError] = []
         changes = collapse(self._change_entries(plan, run_id, since, errors), since)
+        errors.extend(self._list_errors)
+        self._list_errors.clear()
         for exc in errors:
             self.state.record_error(run_id, None, exc)
             log.error("%s", exc.describe())

@@ -52,6 +52,19 @@ def _is_html(mime: str | None) -> bool:
     return mime.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
 
 
+def _looks_html(dl: Download, sniffed: str | None) -> bool:
+    """An HTML page, by libmagic; without it, by the served type or the first bytes."""
+    if sniffed is not None:
+        return _is_html(sniffed)
+    if _is_html(dl.content_type):
+        return True
+    if not dl.size:
+        return False
+    with dl.path.open("rb") as fh:
+        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
 class Fetcher:
     """Downloads and verifies resources for the depositor."""
 
@@ -72,7 +85,7 @@ class Fetcher:
         try:
             verify(entry, dl)
             sniffed = sniff(str(dl.path)) if dl.size else None
-            if _is_html(sniffed) and entry.type and not _is_html(entry.type):
+            if entry.type and not _is_html(entry.type) and _looks_html(dl, sniffed):
                 raise IntegrityError(
                     f"announced as {entry.type} but the server sent an HTML page",
                     resource=entry.loc,

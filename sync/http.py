@@ -272,7 +272,9 @@ class Http:
         """One attempt, following redirects by hand so each hop is checked against the list."""
         current = url
         for _hop in range(6):
-            self.check_allowed(current, what="redirect target" if current != url else "URL")
+            self.check_allowed(
+                current, what=f"redirect target of {url}" if current != url else "URL"
+            )
             auth = self.auth.get(host_key(current))
             data = body() if body else None
             try:
@@ -290,6 +292,13 @@ class Http:
                     _release_on_close(resp, release)
                 else:
                     release()
+            except requests.exceptions.SSLError as exc:
+                # a certificate that does not verify will not verify on the next try either
+                raise FetchError(
+                    f"{method} failed: TLS error ({_short(exc)})",
+                    resource=current,
+                    hint="--ca-bundle FILE for a private CA; --insecure only if you must",
+                ) from None
             except requests.exceptions.ConnectionError as exc:
                 sent = not isinstance(exc, requests.exceptions.ConnectTimeout) and (
                     "NewConnectionError" not in repr(exc)

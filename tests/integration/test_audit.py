@@ -9,8 +9,9 @@ from tests.servers.fixtures import SourceModel
 from tests.servers.sword_server import SwordServer
 
 
-def test_audit_reports_differences_and_changes_nothing(cli: Cli, sword: SwordServer,
-                                                       source_factory) -> None:
+def test_audit_reports_differences_and_changes_nothing(
+    cli: Cli, sword: SwordServer, source_factory
+) -> None:
     model = SourceModel.generate(15, seed=13)
     src = source_factory(model)
     assert cli.baseline(src.base_url + "/", sword).returncode == 0
@@ -31,8 +32,8 @@ def test_audit_reports_differences_and_changes_nothing(cli: Cli, sword: SwordSer
     assert report.returncode == 1
     assert gone.name in report.stdout
     assert "changed at the source" in report.stdout
-    assert sword.stats.get("POST", 0) + sword.stats.get("PUT", 0) + sword.stats.get(
-        "DELETE", 0
-    ) == 0
+    assert (
+        sword.stats.get("POST", 0) + sword.stats.get("PUT", 0) + sword.stats.get("DELETE", 0) == 0
+    )
     runs = cli("runs", "--state", str(cli.state), "--json")
     assert '"kind": "baseline"' in runs.stdout and "audit" not in runs.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from tests.conftest import PASSWORD, Cli, expected_snapshot, snapshot
@@ -24,6 +25,21 @@ FAST_RETRIES = (
     "attempts = 5\nmax_retry_seconds = 20\n"
 )
 MAX_REPLAYS = 5
+
+
+class CountingFaults(FaultPolicy):
+    """A FaultPolicy that remembers which faults it served (to prove the test exercised them)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.served: Counter[str] = Counter()
+
+    def draw(self, method: str) -> str | None:
+        fault = super().draw(method)
+        if fault is not None:
+            with self._lock:
+                self.served[fault] += 1
+        return fault
 
 
 def _pipeline(
@@ -48,7 +64,9 @@ def _full(containers: list[StoredContainer]) -> list[tuple[str, str, tuple[str, 
     """Everything a container holds: its DC (all terms) and its files with their bytes' md5."""
     out = []
     for c in containers:
-        dc = json.dumps({k: sorted(v) for k, v in c.dc.items() if k != "identifier"}, sort_keys=True)
+        dc = json.dumps(
+            {k: sorted(v) for k, v in c.dc.items() if k != "identifier"}, sort_keys=True
+        )
         files = tuple(sorted(f"{f.name}:{f.md5}:{f.size}" for f in c.files))
         out.append((c.state, dc, files))
     return sorted(out)
@@ -77,16 +95,13 @@ def test_500_items_baseline_and_incremental_under_faults_on_both_sides(
     seed = 41
     clean_model = SourceModel.generate(500, seed=seed)
     faulty_model = SourceModel.generate(500, seed=seed)
+    src_faults = CountingFaults(rate=0.1, kinds=FAULT_KINDS, seed=3, stall_seconds=1.5)
+    sword_faults = CountingFaults(rate=0.1, kinds=FAULT_KINDS, seed=4, stall_seconds=1.5)
     clean_src = source_factory(clean_model)
-    faulty_src = source_factory(
-        faulty_model,
-        faults=FaultPolicy(rate=0.1, kinds=FAULT_KINDS, seed=3, stall_seconds=1.5),
-    )
+    faulty_src = source_factory(faulty_model, faults=src_faults)
     clean_sword = SwordServer(tmp_path / "clean-sword", password=PASSWORD).start()
     faulty_sword = SwordServer(
-        tmp_path / "faulty-sword",
-        password=PASSWORD,
-        faults=FaultPolicy(rate=0.1, kinds=FAULT_KINDS, seed=4, stall_seconds=1.5),
+        tmp_path / "faulty-sword", password=PASSWORD, faults=sword_faults
     ).start()
     try:
         opts = "workers = 8\nper_host_rate = 0\n" + FAST_RETRIES
@@ -131,7 +146,10 @@ def test_500_items_baseline_and_incremental_under_faults_on_both_sides(
         kept = {c.slug for c in faulty_sword.store.containers()}
         assert len(kept) == len(held)
 
-        # the faults were real: every kind was served at least once across both servers
+        # the faults were real: every kind was served, on both sides
+        assert set(src_faults.served) == set(FAULT_KINDS), src_faults.served
+        assert set(sword_faults.served) == set(FAULT_KINDS), sword_faults.served
+        assert sum(sword_faults.served.values()) > 100
         status = json.loads(faulty_cli("status", "--state", str(faulty_cli.state), "--json").stdout)
         assert status["items"].get("complete") == 510
         assert status["not_synced"] == []
@@ -159,8 +177,13 @@ def test_a_failure_that_outlasts_the_retries_fails_that_item_only(
     )
     src.set_override(bad_loc, 500, b"internal server error\n", {"Content-Type": "text/plain"})
     pipe = _pipeline(
-        cli.cwd, "p", src.base_url + "/", sword, cli.state, "workers = 4\nper_host_rate = 0\n"
-        "read_timeout = 5.0\nbackoff_initial = 0.01\nattempts = 3\nmax_retry_seconds = 5\n"
+        cli.cwd,
+        "p",
+        src.base_url + "/",
+        sword,
+        cli.state,
+        "workers = 4\nper_host_rate = 0\n"
+        "read_timeout = 5.0\nbackoff_initial = 0.01\nattempts = 3\nmax_retry_seconds = 5\n",
     )
     src.reset_stats()
     result = cli("run", str(pipe))
@@ -212,8 +235,12 @@ def test_retry_after_is_honoured(cli: Cli, sword: SwordServer, source_factory) -
     src.set_override(loc, 503, b"busy\n", {"Retry-After": "1"})
     src.httpd.on_request = hook
     pipe = _pipeline(
-        cli.cwd, "p", src.base_url + "/", sword, cli.state, "workers = 2\nper_host_rate = 0\n"
-        "backoff_initial = 0.01\nattempts = 3\n"
+        cli.cwd,
+        "p",
+        src.base_url + "/",
+        sword,
+        cli.state,
+        "workers = 2\nper_host_rate = 0\nbackoff_initial = 0.01\nattempts = 3\n",
     )
     result = cli("run", str(pipe))
     src.httpd.on_request = None

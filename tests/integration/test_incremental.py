@@ -173,8 +173,9 @@ def test_archived_readonly_destination_conflict_policies(
         sword.stop()
 
 
-def test_server_without_per_file_iris_gets_its_media_replaced(tmp_path, cli: Cli,
-                                                               source_factory) -> None:
+def test_server_without_per_file_iris_gets_its_media_replaced(
+    tmp_path, cli: Cli, source_factory
+) -> None:
     from tests.conftest import PASSWORD
 
     sword = SwordServer(tmp_path / "nf", password=PASSWORD, per_file_iris=False).start()
