@@ -49,7 +49,18 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "ok" else 1
+        """0: everything synced, or stopped at --limit as asked; 1: failures or stopped."""
+        return 0 if self.status in ("ok", "limited") else 1
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """How far a pass got: ``complete`` = every document read; ``limited`` = stopped at
+    --limit; ``cursor`` = where the next incremental run starts, if this pass earns it."""
+
+    complete: bool
+    limited: bool
+    cursor: str | None
 
 
 class Engine:
@@ -109,11 +120,15 @@ class Engine:
         counts: dict[str, int],
         *,
         partial: bool = False,
+        limited: bool = False,
         message: str | None = None,
         cursor: str | None = None,
     ) -> RunResult:
         counts["requests"] = self.http.requests_sent
-        status = "partial" if (counts["failed"] or partial) else "ok"
+        if counts["failed"] or partial:
+            status = "partial"
+        else:
+            status = "limited" if limited else "ok"
         self.state.finish_run(run_id, status, counts, message, cursor)
         return RunResult(run_id, kind, status, counts, message)
 
@@ -142,30 +157,35 @@ class Engine:
         self.state.set_json("pipeline", self.p.to_json())
         try:
             self.check_destination()
-            ok, cursor = self._full_pass(run_id, counts, force_delete)
+            result = self._full_pass(run_id, counts, force_delete)
         except SyncError as exc:
             return self._abort(run_id, "baseline", counts, exc)
-        return self._finish_pass(run_id, "baseline", counts, ok, cursor)
+        return self._finish_pass(run_id, "baseline", counts, result)
 
     def _finish_pass(
-        self, run_id: int, kind: str, counts: dict[str, int], ok: bool, cursor: str | None
+        self, run_id: int, kind: str, counts: dict[str, int], result: PassResult | None
     ) -> RunResult:
-        """A pass that did not read everything (or hit --limit) keeps the old cursor, so the
-        next run sees the same changes again."""
+        """A pass that did not read everything, or stopped at --limit, keeps the old cursor,
+        so the next run (or ``replay``) sees the same changes again."""
+        if result is None:
+            return self._end(run_id, kind, counts)
+        message = None
+        if not result.complete:
+            message = "not everything could be read; the next run continues from the same point"
+        elif result.limited:
+            message = f"stopped at --limit {self.p.limit}; the next run continues"
+        earned = result.complete and not result.limited
         return self._end(
             run_id,
             kind,
             counts,
-            partial=not ok,
-            cursor=cursor if ok else None,
-            message=None
-            if ok
-            else "not everything was read or synced; the next run continues from the same point",
+            partial=not result.complete,
+            limited=result.limited,
+            cursor=result.cursor if earned else None,
+            message=message,
         )
 
-    def _full_pass(
-        self, run_id: int, counts: dict[str, int], force_delete: bool
-    ) -> tuple[bool, str | None]:
+    def _full_pass(self, run_id: int, counts: dict[str, int], force_delete: bool) -> PassResult:
         """Resource lists into state, unlisted resources gone, every item reconciled."""
         plan = discover(self.reader, self.p.source)
         self.state.set_json("source_plan", plan.__dict__)
@@ -173,11 +193,9 @@ class Engine:
         if complete:
             self._mark_unlisted(run_id, force_delete)
         limited = self._reconcile(run_id, counts, only=None, force_delete=force_delete)
-        return complete and not limited, cursor
+        return PassResult(complete, limited, cursor)
 
-    def _change_pass(
-        self, run_id: int, counts: dict[str, int], force_delete: bool
-    ) -> tuple[bool, str | None]:
+    def _change_pass(self, run_id: int, counts: dict[str, int], force_delete: bool) -> PassResult:
         """Changes since the cursor (minus the overlap) into state, touched items reconciled;
         without change lists, a full pass."""
         plan = discover(self.reader, self.p.source)
@@ -190,7 +208,7 @@ class Engine:
             since -= timedelta(seconds=self.p.overlap_seconds)
         touched, latest, complete = self._apply_change_lists(plan, run_id, since)
         limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
-        return complete and not limited, latest.isoformat() if latest else since_text
+        return PassResult(complete, limited, latest.isoformat() if latest else since_text)
 
     def _read_resource_lists(self, plan: SourcePlan, run_id: int) -> tuple[bool, str]:
         """Every resource list into state, sitemap by sitemap. (all read?, cursor)."""
@@ -247,10 +265,10 @@ class Engine:
         run_id, counts = self._begin("incremental", comment)
         try:
             self.check_destination()
-            ok, cursor = self._change_pass(run_id, counts, force_delete)
+            result = self._change_pass(run_id, counts, force_delete)
         except SyncError as exc:
             return self._abort(run_id, "incremental", counts, exc)
-        return self._finish_pass(run_id, "incremental", counts, ok, cursor)
+        return self._finish_pass(run_id, "incremental", counts, result)
 
     def _change_entries(
         self, plan: SourcePlan, run_id: int, since: datetime | None, errors: list[SyncError]
@@ -319,23 +337,23 @@ class Engine:
 
     # -- replay ------------------------------------------------------------------------------
     def replay(self, comment: str | None = None) -> RunResult:
-        """Finish an interrupted run (killed, crashed), then retry every failed or unfinished
-        item. Safe to run any number of times."""
+        """Finish an unfinished run (killed, crashed, a document unreadable, --limit), then
+        retry every failed or unfinished item. Safe to run any number of times."""
         run_id, counts = self._begin("replay", comment)
-        ok, cursor = True, None
+        result = None
         try:
             self.check_destination()
-            if self.state.previous_run_interrupted(run_id):
+            if self.state.previous_run_unfinished(run_id):
                 if self.state.last_successful_cursor() is None:
-                    ok, cursor = self._full_pass(run_id, counts, force_delete=False)
+                    result = self._full_pass(run_id, counts, force_delete=False)
                 else:
-                    ok, cursor = self._change_pass(run_id, counts, force_delete=False)
+                    result = self._change_pass(run_id, counts, force_delete=False)
             keys = set(self.state.item_keys(RETRYABLE))
             if keys:
                 self._reconcile(run_id, counts, only=None, keys=keys, force_delete=False)
         except SyncError as exc:
             return self._abort(run_id, "replay", counts, exc)
-        return self._finish_pass(run_id, "replay", counts, ok, cursor)
+        return self._finish_pass(run_id, "replay", counts, result)
 
     # -- undo --------------------------------------------------------------------------------
     def undo(self, target_run: int, comment: str | None = None) -> RunResult:

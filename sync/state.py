@@ -346,15 +346,19 @@ class State:
             ).fetchall()
         return [RunRecord(*row) for row in rows]
 
-    def previous_run_interrupted(self, current: int) -> bool:
-        """Was the newest sync run before ``current`` killed or crashed mid-way?"""
+    def previous_run_unfinished(self, current: int) -> bool:
+        """Did the newest sync run before ``current`` stop short of its end: killed or
+        crashed, a document it could not read, or --limit (it then earned no cursor)?"""
         with self._lock:
             row = self.db.execute(
-                "SELECT status FROM runs WHERE id<? AND kind IN ('baseline', 'incremental',"
-                " 'replay') ORDER BY id DESC LIMIT 1",
+                "SELECT status, cursor FROM runs WHERE id<? AND kind IN ('baseline',"
+                " 'incremental', 'replay') ORDER BY id DESC LIMIT 1",
                 (current,),
             ).fetchone()
-        return bool(row and row[0] == "interrupted")
+        if row is None:
+            return False
+        status, cursor = row
+        return bool(status == "interrupted" or (status in ("partial", "limited") and not cursor))
 
     def mark_interrupted(self, keep: int) -> None:
         """Runs other than ``keep`` still marked running were killed: say so."""

@@ -257,14 +257,16 @@ def test_limit_syncs_at_most_n_items_and_the_next_run_continues(
     model = SourceModel.generate(12, seed=23)
     src = source_factory(model)
     first = cli.baseline(src.base_url + "/", sword, "--limit", "5")
-    # a run cut short by --limit is "partial" (exit 1): the rest is left for the next run
-    assert first.returncode == 1, first.output
+    # a run stopped at --limit did what was asked (exit 0, status "limited", no cursor):
+    # the rest is left for the next run
+    assert first.returncode == 0, first.output
+    assert "--limit 5" in first.stderr
     assert len(sword.store.containers()) == 5
     runs = json.loads(cli("runs", "--state", str(cli.state), "--json").stdout)
-    assert runs[-1]["status"] == "partial" and runs[-1]["created"] == 5
+    assert runs[-1]["status"] == "limited" and runs[-1]["created"] == 5
 
     second = cli.baseline(src.base_url + "/", sword, "--limit", "5")
-    assert second.returncode == 1, second.output
+    assert second.returncode == 0, second.output
     assert len(sword.store.containers()) == 10
     third = cli.baseline(src.base_url + "/", sword, "--limit", "5")
     assert third.returncode == 0, third.output
@@ -272,6 +274,16 @@ def test_limit_syncs_at_most_n_items_and_the_next_run_continues(
     assert snapshot(held) == expected_snapshot(model)  # 12, none twice
     runs = json.loads(cli("runs", "--state", str(cli.state), "--json").stdout)
     assert [r["created"] for r in runs] == [5, 5, 2]
+    assert [r["status"] for r in runs] == ["limited", "limited", "ok"]
+
+
+def test_replay_finishes_a_limited_run(cli: Cli, sword: SwordServer, source_factory) -> None:
+    model = SourceModel.generate(9, seed=25)
+    src = source_factory(model)
+    assert cli.baseline(src.base_url + "/", sword, "--limit", "4").returncode == 0
+    replay = cli("replay", "--state", str(cli.state))
+    assert replay.returncode == 0, replay.output
+    assert snapshot(sword.store.containers()) == expected_snapshot(model)
 
 
 def test_per_host_concurrency_is_bounded_at_the_servers(

@@ -313,10 +313,16 @@ def test_interrupted_runs(state: State) -> None:
     assert run is not None and run.status == "interrupted" and run.finished is not None
     run = state.run(r2)
     assert run is not None and run.status == "running"
-    assert state.previous_run_interrupted(r2)
-    state.finish_run(r2, "ok", {}, None)
+    assert state.previous_run_unfinished(r2)
+    state.finish_run(r2, "ok", {}, None, cursor="C2")
     r3 = state.start_run("incremental", "p", None)
-    assert not state.previous_run_interrupted(r3)
+    assert not state.previous_run_unfinished(r3)
+    state.finish_run(r3, "limited", {}, None)  # stopped at --limit: no cursor earned
+    r4 = state.start_run("replay", "p", None)
+    assert state.previous_run_unfinished(r4)
+    state.finish_run(r4, "partial", {}, None, cursor="C4")  # items failed, all read
+    r5 = state.start_run("replay", "p", None)
+    assert not state.previous_run_unfinished(r5)
 
 
 def test_run_lock_is_exclusive(tmp_path: Path) -> None:
