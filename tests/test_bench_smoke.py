@@ -1,0 +1,34 @@
+"""The benchmark (tools/bench.py) at tiny sizes, so that it cannot rot. No timing assertions:
+it must run to the end and print its table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_bench_quick_runs_and_prints_the_table() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        env.pop(name, None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "--quick"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    out = proc.stdout
+    assert "measurement" in out and "target" in out and "result" in out
+    for row in (
+        "1 speed-up",
+        "2 incremental HTTP requests",
+        "3a peak RSS",
+        "3b peak RSS",
+    ):
+        assert row in out, out
