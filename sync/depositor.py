@@ -390,13 +390,9 @@ class Depositor:
         st = self.state.item(key)
         assert st is not None and st.edit_iri
         se = st.se_iri or st.edit_iri
-        self.sword.complete(se)
-        dest_state = None
-        if st.statement_iri:
-            try:
-                dest_state = self.sword.statement(st.statement_iri).state
-            except SyncError as exc:  # the deposit is done; the state is only informative
-                log.info("%s: could not read the statement: %s", key, exc.describe())
+        # the state (archived, in review...) is informative only: refusals are handled when
+        # they come; `audit` reads the statements
+        dest_state = self.sword.complete(se)
         self.state.update_item(key, dest_state=dest_state)
 
     # -- delete ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from .lists import ListReader
 from .model import Entry, Item
 from .planner import DELETE, UNCHANGED, ItemPlan, plan_item
 from .progress import Progress
-from .state import DELETED, FAILED, RETRYABLE, ItemState, State
+from .state import DELETED, FAILED, PENDING, RETRYABLE, ItemState, State
 from .sword.client import SwordClient
 
 log = logging.getLogger(__name__)
@@ -418,33 +418,46 @@ class Engine:
             keys = (keys or set()) | {self.state.key_for([loc]) or "" for loc in only}
             keys.discard("")
         pool = _Pool(self, dep, run_id, counts)
-        live: set[str] = set()
-        limited = False
+        # the keys seen are kept in memory only for a touched subset; a full pass marks them
+        # in the state DB (items.seen_run) and finds the unseen ones in SQL
+        live: set[str] | None = set() if keys is not None else None
         try:
             # creates and updates stream to the workers as they are planned: memory stays
             # bounded by the pool, not by the size of the source
             for item in self._desired(only, keys):
                 st = self.state.item(item.key)
+                if st is None:
+                    self.state.update_item(item.key, status=PENDING)
                 self.state.set_members(
-                    item.key, [e.loc for e in item.metadata], [e.loc for e in item.files]
+                    item.key,
+                    [e.loc for e in item.metadata],
+                    [e.loc for e in item.files],
+                    run_id=run_id,
                 )
-                live.add(item.key)
+                if live is not None:
+                    live.add(item.key)
                 col = st.collection_iri if st and st.collection_iri else self._collection_for(item)
                 plan = plan_item(item, st, col)
                 if plan.kind == UNCHANGED:
                     counts["unchanged"] += 1
                 elif not pool.submit(item, plan, col, st):
-                    limited = True
+                    return True  # --limit reached: the rest (and any deletion) waits
             # items that the source no longer has: all known before any is deleted
-            candidates = keys if keys is not None else set(self.state.item_keys())
+            if keys is not None and live is not None:
+                candidates = sorted(keys - live)
+            else:
+                candidates = self.state.unseen_items(run_id)
             deletions: list[tuple[ItemPlan, ItemState]] = []
-            for key in sorted(candidates - live):
+            for key in candidates:
                 st = self.state.item(key)
                 if st is None:
                     continue
                 plan = plan_item(None, st, None)
                 if plan.kind == DELETE:
                     deletions.append((plan, st))
+                elif st.status != DELETED and not st.edit_iri:
+                    # gone before it was ever deposited: nothing to remove at the destination
+                    self.state.update_item(key, status=DELETED, deleted_run=run_id)
             mirrored = sum(n for s, n in self.state.count_items().items() if s != DELETED)
             if (
                 deletions
@@ -459,10 +472,10 @@ class Engine:
                 )
             for plan, st in deletions:
                 if not pool.submit(None, plan, "", st):
-                    limited = True
+                    return True
         finally:
             pool.close()
-        return limited
+        return False
 
     def _failed(self, run_id: int, key: str, exc: SyncError, counts: dict[str, int]) -> None:
         st = self.state.item(key)

@@ -62,7 +62,7 @@ def _looks_html(dl: Download, sniffed: str | None) -> bool:
         return False
     with dl.path.open("rb") as fh:
         head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype html", b"<html"))
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<title"))
 
 
 class Fetcher:
@@ -84,7 +84,9 @@ class Fetcher:
         dl = self.http.download(entry.loc, max_bytes=self.max_file_size, directory=self.tmpdir)
         try:
             verify(entry, dl)
-            sniffed = sniff(str(dl.path)) if dl.size else None
+            # libmagic only when the source announced no type: it is slow and single-locked,
+            # and the served type plus the first bytes tell an HTML page well enough
+            sniffed = sniff(str(dl.path)) if dl.size and not entry.type else None
             if entry.type and not _is_html(entry.type) and _looks_html(dl, sniffed):
                 raise IntegrityError(
                     f"announced as {entry.type} but the server sent an HTML page",

@@ -85,6 +85,8 @@ class LinkGraph:
             self._kind.append(kind)
 
     def groups(self) -> Iterator[Group]:
+        """The groups, once: the loc index is released to keep the peak memory down."""
+        self._ids = {}
         n = len(self._locs)
         present = self._present
         parent = list(range(n))
@@ -135,10 +137,16 @@ class LinkGraph:
                 fam = record_family(self._locs[i])
                 if fam is not None:
                     union(i, families.setdefault(fam, i))
+        # only linked resources are grouped in memory; a resource linked to nothing (most of
+        # a plain source) is answered as it is met
         members: dict[int, list[int]] = {}
         for i in range(n):
-            if present[i]:
-                members.setdefault(find(i), []).append(i)
+            if not present[i]:
+                continue
+            if parent[i] == i and not metadata[i] and not file_[i]:
+                yield Group("standalone", (), (self._locs[i],))
+                continue
+            members.setdefault(find(i), []).append(i)
         for ids in members.values():
             md = tuple(sorted(self._locs[i] for i in ids if metadata[i]))
             files = tuple(sorted(self._locs[i] for i in ids if not metadata[i]))

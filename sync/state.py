@@ -21,7 +21,7 @@ from typing import Any
 from .errors import ConfigError, SyncError, redact
 from .model import Entry, Link
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,8 +68,13 @@ CREATE TABLE errors (
 CREATE INDEX errors_item ON errors(item_key);
 """
 
-# Ordered ladder: MIGRATIONS[v] upgrades a DB at version v to v + 1.
-MIGRATIONS: dict[int, str] = {}
+# Ordered ladder: MIGRATIONS[v] upgrades a DB at version v to v + 1. New DBs are made at v1
+# and climb the ladder too, so every DB in the field went through the same steps.
+MIGRATIONS: dict[int, str] = {
+    # v2: the run that last saw an item at the source, so that deletions are found in SQL
+    # instead of by holding every item key in memory
+    1: "ALTER TABLE items ADD COLUMN seen_run INTEGER; CREATE INDEX items_seen ON items(seen_run)",
+}
 
 # Item statuses, in the order a deposit goes through them.
 PENDING, CREATING, IN_PROGRESS, COMPLETE = "pending", "creating", "in-progress", "complete"
@@ -238,10 +243,7 @@ class State:
                     for stmt in _SCHEMA_V1.split(";"):
                         if stmt.strip():
                             self.db.execute(stmt)
-                    self.db.execute(
-                        "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
-                return
+                    self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
             version = int(self.get_meta("schema_version") or 0)
             if version > SCHEMA_VERSION:
                 raise ConfigError(
@@ -529,8 +531,13 @@ class State:
                     return str(row[0])
         return None
 
-    def set_members(self, key: str, metadata: Iterable[str], files: Iterable[str]) -> None:
+    def set_members(
+        self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
+    ) -> None:
+        """Record an item's resources (and, with ``run_id``, that the run saw the item)."""
         with self.tx():
+            if run_id is not None:
+                self.db.execute("UPDATE items SET seen_run=? WHERE key=?", (run_id, key))
             for loc in metadata:
                 self.db.execute(
                     "INSERT OR REPLACE INTO members VALUES (?, ?, 'metadata')", (loc, key)
@@ -550,6 +557,18 @@ class State:
                     st,
                 ).fetchall()
         return [r[0] for r in rows]
+
+    def unseen_items(self, run_id: int) -> list[str]:
+        """Items not deleted that the run's linking did not see: gone from the source."""
+        with self._lock:
+            return [
+                r[0]
+                for r in self.db.execute(
+                    "SELECT key FROM items WHERE status!='deleted'"
+                    " AND coalesce(seen_run, -1)!=? ORDER BY key",
+                    (run_id,),
+                )
+            ]
 
     def member_locs(self, key: str) -> list[tuple[str, str]]:
         with self._lock:

@@ -361,13 +361,20 @@ class SwordClient:
     def delete_container(self, edit_iri: str) -> None:
         self._call("DELETE", edit_iri, modifies=True, gone_ok=True)
 
-    def complete(self, se_iri: str) -> None:
+    def complete(self, se_iri: str) -> str | None:
         """POST an empty body with ``In-Progress: false``: the deposit is complete.
 
-        Safe to repeat, so it is retried like an idempotent request.
+        Safe to repeat, so it is retried like an idempotent request. Returns the
+        ``sword:state`` of the receipt when the server puts one there (no extra request).
         """
         headers = {"Content-Length": "0", "In-Progress": "false"}
-        self._call("POST", se_iri, headers=headers, idempotent=True, modifies=True)
+        _resp, data = self._call("POST", se_iri, headers=headers, idempotent=True, modifies=True)
+        if not data.strip():
+            return None
+        try:
+            return parse_receipt(data, se_iri, url=se_iri).state
+        except DepositError:
+            return None
 
 
 __all__ = ["PACKAGING_BINARY", "ListingUnsupportedError", "SwordClient"]

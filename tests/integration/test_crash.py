@@ -17,8 +17,8 @@ from tests.servers.fixtures import SourceModel
 from tests.servers.sword_server import SwordServer
 
 # SWORD request numbers at which the client is killed: spread over discovery, creates,
-# uploads, completes and statements of a 12-item baseline (about 60 SWORD requests)
-BASELINE_KILL_POINTS = [2, 4, 7, 11, 16, 22, 28, 35, 41, 47, 53]
+# uploads and completes of a 12-item baseline (about 45 SWORD requests)
+BASELINE_KILL_POINTS = [2, 4, 7, 10, 14, 18, 22, 26, 30, 34, 38]
 
 
 def _killer(proc_box: dict[str, int], at: int, drop: bool, fired: threading.Event):

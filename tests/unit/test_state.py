@@ -370,3 +370,31 @@ def test_journal(state: State) -> None:
     state.journal(1, "K", "create", "https://d/edit/1", "done")
     rows = state.db.execute("SELECT op, target, state FROM journal ORDER BY id").fetchall()
     assert rows == [("create", "https://d/col", "intent"), ("create", "https://d/edit/1", "done")]
+
+
+def test_a_frozen_version_1_db_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A DB written by the first release (schema v1) climbs the migration ladder, data kept."""
+    import sqlite3
+
+    from sync import state as state_module
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    for stmt in state_module._SCHEMA_V1.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute(
+        "INSERT INTO items (key, status, edit_iri) VALUES ('http://src/rec/1', 'complete',"
+        " 'http://dest/edit/1')"
+    )
+    db.commit()
+    db.close()
+
+    st = State(path)
+    assert st.get_meta("schema_version") == str(state_module.SCHEMA_VERSION) == "2"
+    item = st.item("http://src/rec/1")
+    assert item is not None and item.edit_iri == "http://dest/edit/1"
+    assert st.unseen_items(run_id=1) == ["http://src/rec/1"]
+    st.set_members("http://src/rec/1", ["http://src/rec/1"], [], run_id=1)
+    assert st.unseen_items(run_id=1) == []
