@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 from .config import Pipeline
 from .crosswalk import DCRecord, read_metadata
@@ -132,29 +133,28 @@ class Depositor:
                 self._fetch_all(item, fetched, stack)
             fp = metadata_fingerprint(item, col)
             if plan.kind == CREATE:
-                receipt = self._create(key, col, entry, plan.recover)
-                st = self.state.item(key)
-                assert st is not None
-                self.state.update_item(key, metadata_fp=fp, title=title)
+                receipt = self._create(key, col, entry, plan.recover, metadata_fp=fp, title=title)
+                em_iri, se_iri = receipt.em_iri, receipt.se_iri or receipt.edit_iri
             else:
                 assert st is not None and st.edit_iri
-                receipt = None
+                em_iri, se_iri = st.em_iri, st.se_iri or st.edit_iri
+                if st.status == COMPLETE and (plan.add or plan.replace or plan.remove):
+                    # file changes under way: a crash now must lead to a checked resume
+                    self.state.update_item(key, status=IN_PROGRESS)
                 if plan.replace_metadata:
                     self.state.journal(self.run_id, key, "replace-metadata", st.edit_iri, "intent")
                     self.sword.replace_metadata(st.edit_iri, entry, in_progress=True)
                     self.state.update_item(key, metadata_fp=fp, title=title)
                     self.state.journal(self.run_id, key, "replace-metadata", st.edit_iri, "done")
-            em_iri = (receipt.em_iri if receipt else None) or st.em_iri
-            if not em_iri:
-                raise DepositError(
-                    "the server gave no EM-IRI for the container", resource=st.edit_iri or key
-                )
+            if not em_iri or not se_iri:
+                raise DepositError("the server gave no EM-IRI for the container", resource=key)
+            landed: dict[str, Statement] = {}  # the statement, read once if needed
             if not rebuild:
                 try:
                     for fs in plan.remove:
                         self._remove_file(key, fs)
                     for loc in plan.replace:
-                        old = st.files.get(loc)
+                        old = st.files.get(loc) if st else None
                         if old is not None:
                             self._remove_file(key, old)
                 except ConflictError:
@@ -166,19 +166,22 @@ class Depositor:
                 self._rebuild_media(key, em_iri, item, fetched)
             else:
                 for loc in (*plan.replace, *plan.add):
-                    self._add_file(key, em_iri, fetched[loc], st, verify=loc in plan.verify)
-            if plan.complete:
-                self._complete(key)
+                    self._add_file(
+                        key, em_iri, fetched[loc], landed if loc in plan.verify else None
+                    )
+            # the state (archived, in review...) is informative only: refusals are handled
+            # when they come; `audit` reads the statements
+            dest_state = self.sword.complete(se_iri) if plan.complete else None
         self.state.update_item(
             key,
             status=COMPLETE,
-            error=None,
-            error_code=None,
+            error=warning,
+            error_code="warning" if warning else None,
             updated_run=self.run_id,
             stale=0,
+            dest_state=dest_state,
         )
         if warning:
-            self.state.update_item(key, error=warning, error_code="warning")
             log.warning("%s: %s", key, warning)
         kind = "created" if plan.kind == CREATE else "updated"
         return Outcome(kind, warning)
@@ -210,53 +213,58 @@ class Depositor:
         return any(not f.file_iri for f in touched)
 
     # -- create with recovery ----------------------------------------------------------------
-    def _create(self, key: str, col: str, entry: bytes, recover: bool) -> Receipt:
+    def _create(self, key: str, col: str, entry: bytes, recover: bool, **recorded: Any) -> Receipt:
+        """POST the Atom entry, the intent recorded first (one commit) and the receipt right
+        after (one commit, with ``recorded`` columns such as the metadata fingerprint)."""
         slug = slug_for(key)
         if recover:
-            found = self._find_container(key, col, slug)
+            found = self._find_container(key, col, slug, **recorded)
             if found is not None:
                 return found
         for attempt in range(1, self.attempts + 1):
-            self.state.update_item(
-                key,
-                status=CREATING,
-                create_pending=1,
-                slug=slug,
-                collection_iri=col,
-                created_run=self.run_id,
-                edit_iri=None,
-                em_iri=None,
-                se_iri=None,
-                statement_iri=None,
-            )
-            self.state.drop_files(key)
-            self.state.journal(self.run_id, key, "create", col, "intent")
+            with self.state.tx():
+                self.state.update_item(
+                    key,
+                    status=CREATING,
+                    create_pending=1,
+                    slug=slug,
+                    collection_iri=col,
+                    created_run=self.run_id,
+                    edit_iri=None,
+                    em_iri=None,
+                    se_iri=None,
+                    statement_iri=None,
+                )
+                self.state.drop_files(key)
+                self.state.journal(self.run_id, key, "create", col, "intent")
             try:
                 receipt = self.sword.create(col, entry, slug=slug, in_progress=True)
             except (FetchError, DepositError) as exc:
                 if not ambiguous(exc) or attempt == self.attempts:
                     raise
-                found = self._find_container(key, col, slug)
+                found = self._find_container(key, col, slug, **recorded)
                 if found is not None:
                     return found
                 continue
-            self._record_receipt(key, receipt)
-            self.state.journal(self.run_id, key, "create", receipt.edit_iri, "done")
+            self._record_receipt(key, receipt, "done", **recorded)
             return receipt
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _record_receipt(self, key: str, receipt: Receipt) -> None:
-        self.state.update_item(
-            key,
-            status=IN_PROGRESS,
-            create_pending=0,
-            edit_iri=receipt.edit_iri,
-            em_iri=receipt.em_iri,
-            se_iri=receipt.se_iri or receipt.edit_iri,
-            statement_iri=receipt.statement_atom or receipt.statement_ore,
-        )
+    def _record_receipt(self, key: str, receipt: Receipt, how: str, **recorded: Any) -> None:
+        with self.state.tx():
+            self.state.update_item(
+                key,
+                status=IN_PROGRESS,
+                create_pending=0,
+                edit_iri=receipt.edit_iri,
+                em_iri=receipt.em_iri,
+                se_iri=receipt.se_iri or receipt.edit_iri,
+                statement_iri=receipt.statement_atom or receipt.statement_ore,
+                **recorded,
+            )
+            self.state.journal(self.run_id, key, "create", receipt.edit_iri, how)
 
-    def _find_container(self, key: str, col: str, slug: str) -> Receipt | None:
+    def _find_container(self, key: str, col: str, slug: str, **recorded: Any) -> Receipt | None:
         """Did an earlier create land? Look for our Slug or source identifier."""
         try:
             entries = self.sword.list_collection(col)
@@ -266,54 +274,38 @@ class Depositor:
         for ce in entries:
             if ce.slug == slug or key in ce.identifiers:
                 receipt = self.sword.receipt(ce.edit_iri)
-                self._record_receipt(key, receipt)
-                self.state.journal(self.run_id, key, "create", ce.edit_iri, "recovered")
-                self._adopt_files(key, receipt)
+                self._record_receipt(key, receipt, "recovered", **recorded)
+                # files are uploaded only after a receipt is recorded: a container found
+                # this way holds none of ours yet
+                self.state.drop_files(key)
                 return receipt
         return None
 
-    def _adopt_files(self, key: str, receipt: Receipt) -> None:
-        """After recovering a container, learn which files it already holds."""
-        self.state.drop_files(key)
-
     # -- files -------------------------------------------------------------------------------
-    def _statement(self, key: str) -> Statement | None:
+    def _landed(self, key: str, got: Fetched, seen: dict[str, Statement]) -> str | None:
+        """The IRI ('' if none given) of an upload that landed although its answer was lost,
+        from the container's statement (read once per item, then kept in ``seen``)."""
         st = self.state.item(key)
         if st is None or not st.statement_iri:
             return None
-        return self.sword.statement(st.statement_iri)
-
-    def _landed(self, key: str, got: Fetched) -> str | None:
-        """The IRI of an upload that landed although its answer was lost, if it did."""
-        statement = self._statement(key)
-        if statement is None:
-            return None
-        for f in statement.files:
+        if "statement" not in seen:
+            seen["statement"] = self.sword.statement(st.statement_iri)
+        for f in seen["statement"].files:
             if f.name == got.filename and (f.md5 is None or f.md5 == got.download.md5):
                 return f.iri or ""
         return None
 
     def _add_file(
-        self, key: str, em_iri: str, got: Fetched, st: ItemState, *, verify: bool
+        self, key: str, em_iri: str, got: Fetched, verify: dict[str, Statement] | None
     ) -> None:
-        loc = got.entry.loc
-        if verify:
-            iri = self._landed(key, got)
+        """Upload one file. ``verify`` (a statement cache): the item was left unfinished, so
+        look first whether an earlier upload of this file landed."""
+        if verify is not None:
+            iri = self._landed(key, got, verify)
             if iri is not None:
                 self._file_done(key, got, iri or None)
                 return
         for attempt in range(1, self.attempts + 1):
-            self.state.set_file(
-                key,
-                loc,
-                status="uploading",
-                run_id=self.run_id,
-                filename=got.filename,
-                md5=got.download.md5,
-                size=got.download.size,
-                content_type=got.content_type,
-                fingerprint=got.entry.fingerprint,
-            )
             try:
                 iri = self.sword.add_file(
                     em_iri,
@@ -326,7 +318,7 @@ class Depositor:
             except (FetchError, DepositError) as exc:
                 if not ambiguous(exc) or attempt == self.attempts:
                     raise
-                landed = self._landed(key, got)
+                landed = self._landed(key, got, {})
                 if landed is not None:
                     self._file_done(key, got, landed or None)
                     return
@@ -365,14 +357,6 @@ class Depositor:
             self.sword.delete_media(em_iri)
             return
         first, *rest = (fetched[f.loc] for f in item.files)
-        self.state.set_file(
-            key,
-            first.entry.loc,
-            status="uploading",
-            run_id=self.run_id,
-            filename=first.filename,
-            md5=first.download.md5,
-        )
         self.sword.replace_media(
             em_iri,
             first.download.path,
@@ -381,19 +365,8 @@ class Depositor:
             content_type=first.content_type,
         )
         self._file_done(key, first, None)
-        st = self.state.item(key)
-        assert st is not None
         for got in rest:
-            self._add_file(key, em_iri, got, st, verify=False)
-
-    def _complete(self, key: str) -> None:
-        st = self.state.item(key)
-        assert st is not None and st.edit_iri
-        se = st.se_iri or st.edit_iri
-        # the state (archived, in review...) is informative only: refusals are handled when
-        # they come; `audit` reads the statements
-        dest_state = self.sword.complete(se)
-        self.state.update_item(key, dest_state=dest_state)
+            self._add_file(key, em_iri, got, None)
 
     # -- delete ------------------------------------------------------------------------------
     def _delete(self, st: ItemState, plan: ItemPlan) -> Outcome:

@@ -31,7 +31,7 @@ from .lists import ListReader
 from .model import Entry, Item
 from .planner import DELETE, UNCHANGED, ItemPlan, plan_item
 from .progress import Progress
-from .state import DELETED, FAILED, PENDING, RETRYABLE, ItemState, State
+from .state import DELETED, FAILED, RETRYABLE, ItemState, State
 from .sword.client import SwordClient
 
 log = logging.getLogger(__name__)
@@ -426,8 +426,6 @@ class Engine:
             # bounded by the pool, not by the size of the source
             for item in self._desired(only, keys):
                 st = self.state.item(item.key)
-                if st is None:
-                    self.state.update_item(item.key, status=PENDING)
                 self.state.set_members(
                     item.key,
                     [e.loc for e in item.metadata],

@@ -106,11 +106,14 @@ class LinkGraph:
         file_ = bytearray(n)
         lost_record = bytearray(n)  # a file whose (known) record is no longer listed
         alternates: list[tuple[int, int]] = []
+        known_memo: dict[int, bool] = {}  # a schema URL is the target of every record
         for s, d, kind in zip(self._src, self._dst, self._kind, strict=True):
             if not present[s]:
                 continue
             target_present = bool(present[d])
-            target_known = target_present or self._known(self._locs[d])
+            if not target_present and d not in known_memo:
+                known_memo[d] = self._known(self._locs[d])
+            target_known = target_present or known_memo[d]
             if kind == DESCRIBES:
                 metadata[s] = 1
                 if target_present:

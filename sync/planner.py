@@ -65,14 +65,16 @@ def plan_item(item: Item | None, state: ItemState | None, collection_iri: str | 
         )
     fp = metadata_fingerprint(item, collection_iri)
     files = {f.loc: f for f in item.files}
+    # an item left unfinished (crash, failure) may hold uploads whose answer was lost: every
+    # upload it still needs is looked for in its statement first
+    unfinished = state.status != COMPLETE
     add, replace, verify = [], [], []
     for loc in wanted:
         recorded = state.files.get(loc)
-        if recorded is None:
+        if recorded is None or recorded.status != "uploaded":
             add.append(loc)
-        elif recorded.status != "uploaded":
-            verify.append(loc)
-            add.append(loc)
+            if unfinished or recorded is not None:
+                verify.append(loc)
         elif recorded.fingerprint != files[loc].fingerprint:
             replace.append(loc)
     remove = tuple(f for loc, f in sorted(state.files.items()) if loc not in files)

@@ -534,10 +534,15 @@ class State:
     def set_members(
         self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
     ) -> None:
-        """Record an item's resources (and, with ``run_id``, that the run saw the item)."""
+        """Record an item's resources (and, with ``run_id``, that the run saw the item; an
+        item not recorded yet is recorded as pending)."""
         with self.tx():
             if run_id is not None:
-                self.db.execute("UPDATE items SET seen_run=? WHERE key=?", (run_id, key))
+                self.db.execute(
+                    "INSERT INTO items (key, status, seen_run, updated_at) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET seen_run=excluded.seen_run",
+                    (key, PENDING, run_id, now()),
+                )
             for loc in metadata:
                 self.db.execute(
                     "INSERT OR REPLACE INTO members VALUES (?, ?, 'metadata')", (loc, key)
@@ -601,29 +606,25 @@ class State:
         return ItemState(files=files, **data)
 
     def update_item(self, key: str, **fields: Any) -> None:
-        """Create or update an item row with the given columns (one transaction)."""
+        """Create or update an item row with the given columns: one statement (an upsert), so
+        one commit unless it runs inside ``tx()``. Writes are few and small on purpose: every
+        worker shares this connection."""
         fields["updated_at"] = now()
         if fields.get("error"):
             fields["error"] = redact(str(fields["error"]))
-        with self.tx():
-            exists = self.db.execute("SELECT 1 FROM items WHERE key=?", (key,)).fetchone()
-            if not exists:
-                fields.setdefault("status", PENDING)
-                cols = ["key", *fields]
-                self.db.execute(
-                    f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    (key, *fields.values()),
-                )
-            elif fields:
-                self.db.execute(
-                    f"UPDATE items SET {', '.join(f'{c}=?' for c in fields)} WHERE key=?",
-                    (*fields.values(), key),
-                )
+        insert = {"status": PENDING, **fields}
+        cols = ["key", *insert]
+        with self._lock:
+            self.db.execute(
+                f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+                " ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c}=excluded.{c}" for c in fields),
+                (key, *insert.values()),
+            )
 
     def set_file(self, key: str, loc: str, *, status: str, run_id: int, **fields: Any) -> None:
         cols = ["item_key", "loc", "status", "run_id", *fields]
         values = (key, loc, status, run_id, *fields.values())
-        with self.tx():
+        with self._lock:
             self.db.execute(
                 f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
                 " ON CONFLICT(item_key, loc) DO UPDATE SET "
@@ -632,11 +633,11 @@ class State:
             )
 
     def drop_file(self, key: str, loc: str) -> None:
-        with self.tx():
+        with self._lock:
             self.db.execute("DELETE FROM files WHERE item_key=? AND loc=?", (key, loc))
 
     def drop_files(self, key: str) -> None:
-        with self.tx():
+        with self._lock:
             self.db.execute("DELETE FROM files WHERE item_key=?", (key,))
 
     def count_items(self) -> dict[str, int]:

@@ -121,7 +121,9 @@ def test_fingerprint_without_hash_uses_length_and_lastmod() -> None:
     assert plan.replace == (F1,)
 
 
-def test_resume_an_in_progress_item_verifies_uploading_files() -> None:
+def test_resume_an_in_progress_item_verifies_every_upload_it_still_needs() -> None:
+    """An unfinished item may hold uploads whose answer was lost (a crash right after the
+    POST): every upload it still needs is looked for in the statement first."""
     f1, f2, f3 = entry(F1, "1" * 32), entry(F2, "2" * 32), entry(F3, "3" * 32)
     item = make_item(f1, f2, f3)
     state = synced_state(
@@ -131,7 +133,7 @@ def test_resume_an_in_progress_item_verifies_uploading_files() -> None:
     )
     plan = plan_item(item, state, COL)
     assert plan.kind == RESUME
-    assert plan.verify == (F2,)
+    assert plan.verify == (F2, F3)
     assert plan.add == (F2, F3)
     assert plan.replace == ()
     assert plan.complete
@@ -205,3 +207,11 @@ def test_slug_for_is_deterministic_and_distinct() -> None:
     assert slug_for(REC).startswith("rsw-")
     assert len(slug_for(REC)) == 24
     assert slug_for("x") == "rsw-11f6ad8ec52a2984abaa"
+
+
+def test_an_added_file_on_a_complete_item_is_not_verified() -> None:
+    f1, f2 = entry(F1, "1" * 32), entry(F2, "2" * 32)
+    state = synced_state(make_item(f1), files={F1: uploaded(f1)})
+    plan = plan_item(make_item(f1, f2), state, COL)
+    assert plan.kind == UPDATE
+    assert plan.add == (F2,) and plan.verify == ()
