@@ -73,22 +73,30 @@ def host_key(url: str) -> str:
 class HostGate:
     """Concurrency slots plus a minimum spacing between request starts, for one host."""
 
-    def __init__(self, concurrency: int, rate: float) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
         self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     def acquire(self) -> Callable[[], None]:
         """Take a slot (waiting for the rate bound too); returns its idempotent release."""
         self._slots.acquire()
         if self._interval:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock()
                 start = max(now, self._next)
                 self._next = start + self._interval
             if start > now:
-                time.sleep(start - now)
+                self._sleep(start - now)
         done = threading.Event()
 
         def release() -> None:

@@ -8,7 +8,6 @@ timeout, and bodies cut off half-way (after the server acted: the hard case for 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -218,16 +217,17 @@ def test_a_failure_that_outlasts_the_retries_fails_that_item_only(
 
 
 def test_retry_after_is_honoured(cli: Cli, sword: SwordServer, source_factory) -> None:
-    """A 503 with Retry-After: 1 is retried after about a second, not after the tiny backoff."""
+    """A 503 with Retry-After is retried (how long it waits is checked in the unit tests with
+    an injected sleep: tests/unit/test_http.py), and the run ends complete."""
     model = SourceModel.generate(3, seed=22, styles=("plain",))
     src = source_factory(model)
     loc = model.resource_entries()[0].loc
-    hits: list[float] = []
+    hits: list[str] = []
     assert src.httpd is not None
 
     def hook(method: str, path: str, n: int) -> str | None:
         if loc.endswith(path):
-            hits.append(time.monotonic())
+            hits.append(method)
             if len(hits) == 2:
                 src.clear_overrides()
         return None
@@ -245,9 +245,7 @@ def test_retry_after_is_honoured(cli: Cli, sword: SwordServer, source_factory) -
     result = cli("run", str(pipe))
     src.httpd.on_request = None
     assert result.returncode == 0, result.output
-    assert len(hits) >= 2
-    # hit 1 got the 503; hit 2 (cleared) came only after the Retry-After, not the tiny backoff
-    assert hits[1] - hits[0] >= 0.9
+    assert len(hits) >= 2  # hit 1 got the 503, hit 2 the file
     assert snapshot(sword.store.containers()) == expected_snapshot(model)
 
 

@@ -392,13 +392,24 @@ def test_per_host_concurrency_covers_streamed_bodies(fake: Fake, tmp_path: Path)
     assert fake.max_in_flight == 1
 
 
-def test_rate_spacing(fake: Fake) -> None:
-    fake.routes["/x"] = ok()
-    http = Http(HttpSettings(attempts=1, per_host_rate=20))  # 50 ms apart
-    start = time.monotonic()
+def test_rate_spacing() -> None:
+    """20 requests/s: request starts are spaced 50 ms apart (a fake clock, no timing)."""
+    from sync.http import HostGate
+
+    now = [100.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    gate = HostGate(concurrency=4, rate=20, clock=lambda: now[0], sleep=sleep)
     for _ in range(4):
-        http.request("GET", fake.base + "/x")
-    assert time.monotonic() - start >= 0.14
+        gate.acquire()()
+    assert slept == [0.05, 0.05, 0.05]
+    now[0] += 1.0  # an idle second: the next request goes at once
+    gate.acquire()()
+    assert slept == [0.05, 0.05, 0.05]
 
 
 def test_basic_auth_only_to_its_host(fake: Fake, other: Fake) -> None:
