@@ -49,13 +49,18 @@ def main() -> int:
         model.delete_item(sorted(k for k, it in model.items.items() if it.style == "plain")[0])
         code = max(code, cli("run", str(PIPELINE.relative_to(ROOT)), "--comment", "daily run"))
         code = max(code, cli("status", "--state", str(STATE.relative_to(ROOT))))
-        print("\nWhat the destination holds (first 8 containers):")
         held = sword.store.containers()
-        for c in held[:8]:
-            title = (c.dc.get("title") or ["?"])[0]
-            files = ", ".join(f"{f.name} ({f.size} B)" for f in c.files) or "no files"
-            print(f"  [{c.collection}/{c.state}] {title}\n      {files}")
-        print(f"  ... {len(held)} containers in all, for {len(model.items)} items at the source")
+        print("\nWhat the destination holds (a few containers of each collection):")
+        for collection in sorted({c.collection for c in held}):
+            mine = [c for c in held if c.collection == collection]
+            mine.sort(key=lambda c: (-len(c.dc.get("creator", [])), -len(c.files)))
+            print(f"  collection {collection!r}: {len(mine)} containers")
+            for c in mine[:4]:
+                title = (c.dc.get("title") or ["?"])[0]
+                creators = "; ".join(c.dc.get("creator", [])) or "no creators"
+                files = ", ".join(f"{f.name} ({f.size} B)" for f in c.files) or "no files"
+                print(f"    [{c.state}] {title}  ({creators})\n        {files}")
+        print(f"  {len(held)} containers in all, for {len(model.items)} items at the source")
         return code
     finally:
         source.stop()
