@@ -314,3 +314,26 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def serve_until_signal(
+    start: Callable[[], object], stop: Callable[[], None], banner: Callable[[], str]
+) -> int:
+    """Foreground mode of a test server: print where it listens, serve until SIGINT/SIGTERM."""
+    import signal
+
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        done.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    start()
+    print(banner(), flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        stop()
+    return 0

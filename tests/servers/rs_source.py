@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import math
 import shutil
-import signal
 import ssl
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from .base import FaultPolicy, Handler, LocalHTTPServer
+from .base import FaultPolicy, Handler, LocalHTTPServer, serve_until_signal
 from .fixtures import ChangeEvent, Entry, SourceModel, handle_page, w3c, xesc
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
@@ -532,21 +531,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         changelists=args.changelists,
         latency=args.latency,
         synthetic_entries=args.synthetic,
-    ).start()
-    done = threading.Event()
-
-    def _stop(signum: int, frame: object) -> None:
-        done.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    print(src.base_url, flush=True)
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        src.stop()
-    return 0
+    )
+    return serve_until_signal(src.start, src.stop, lambda: src.base_url)
 
 
 if __name__ == "__main__":

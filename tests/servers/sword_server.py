@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -46,7 +45,7 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
-from .base import FaultPolicy, Handler, LocalHTTPServer
+from .base import FaultPolicy, Handler, LocalHTTPServer, serve_until_signal
 
 ATOM = "http://www.w3.org/2005/Atom"
 SWORD = "http://purl.org/net/sword/terms/"
@@ -1121,21 +1120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         faults=FaultPolicy(rate=args.fault_rate) if args.fault_rate else None,
     )
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    server.start()
-    print(server.sd_iri, flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_signal(server.start, server.stop, lambda: server.sd_iri)
 
 
 if __name__ == "__main__":
