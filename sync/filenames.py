@@ -7,6 +7,7 @@ reject or mangle non-ASCII bytes in a plain ``filename=``.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from urllib.parse import quote, unquote, urlsplit
 
@@ -102,3 +103,25 @@ __all__ = [
     "filename_from_url",
     "safe_filename",
 ]
+
+
+_FILENAME_STAR = re.compile(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", re.I)
+_FILENAME = re.compile(r'filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))', re.I)
+
+
+def filename_from_disposition(value: str | None) -> str | None:
+    """The file name a server gives in Content-Disposition (RFC 6266 / 5987), decoded."""
+    if not value:
+        return None
+    star = _FILENAME_STAR.search(value)
+    if star:
+        charset = star.group(1) or "utf-8"
+        try:
+            return unquote(star.group(2).strip(), encoding=charset, errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            pass
+    plain = _FILENAME.search(value)
+    if plain:
+        name = plain.group(1) if plain.group(1) is not None else plain.group(2).strip()
+        return re.sub(r"\\(.)", r"\1", name)
+    return None

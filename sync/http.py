@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import threading
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -36,6 +35,7 @@ from tenacity import (
 
 from . import __version__
 from .errors import FetchError, OutsideSourceError, SyncError, redact
+from .filenames import filename_from_disposition
 
 log = logging.getLogger(__name__)
 
@@ -519,28 +519,6 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
-_FILENAME_STAR = re.compile(r"filename\*\s*=\s*([^']*)'[^']*'([^;]+)", re.I)
-_FILENAME = re.compile(r'filename\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]+))', re.I)
-
-
-def filename_from_disposition(value: str | None) -> str | None:
-    """The file name a server gives in Content-Disposition (RFC 6266 / 5987), decoded."""
-    if not value:
-        return None
-    star = _FILENAME_STAR.search(value)
-    if star:
-        charset = star.group(1) or "utf-8"
-        try:
-            return unquote(star.group(2).strip(), encoding=charset, errors="strict")
-        except (LookupError, UnicodeDecodeError):
-            pass
-    plain = _FILENAME.search(value)
-    if plain:
-        name = plain.group(1) if plain.group(1) is not None else plain.group(2).strip()
-        return re.sub(r"\\(.)", r"\1", name)
-    return None
-
-
 def open_body(path: Path) -> Callable[[], IO[bytes]]:
     """A body factory streaming ``path`` from disk, reopened for each attempt."""
     return lambda: path.open("rb")
@@ -551,7 +529,6 @@ __all__ = [
     "Http",
     "HttpSettings",
     "SyncError",
-    "filename_from_disposition",
     "host_key",
     "open_body",
 ]

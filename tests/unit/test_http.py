@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from sync.errors import FetchError, OutsideSourceError
-from sync.http import Http, HttpSettings, filename_from_disposition, host_key, open_body
+from sync.filenames import filename_from_disposition
+from sync.http import Http, HttpSettings, host_key, open_body
 
 Route = Callable[["_Handler", int], None]
 
