@@ -225,6 +225,7 @@ class Depositor:
             with self.state.tx():
                 self.state.update_item(
                     key,
+                    title=recorded.get("title"),  # lets a lost create be found by its title
                     status=CREATING,
                     create_pending=1,
                     slug=slug,
@@ -271,15 +272,24 @@ class Depositor:
         except ListingUnsupportedError:
             log.warning("%s: cannot check whether an earlier create landed (no listing)", key)
             return None
-        for ce in entries:
-            if ce.slug == slug or key in ce.identifiers:
-                receipt = self.sword.receipt(ce.edit_iri)
-                self._record_receipt(key, receipt, "recovered", **recorded)
-                # files are uploaded only after a receipt is recorded: a container found
-                # this way holds none of ours yet
-                self.state.drop_files(key)
-                return receipt
-        return None
+        found = next((ce for ce in entries if ce.slug == slug or key in ce.identifiers), None)
+        receipt = self.sword.receipt(found.edit_iri) if found else None
+        if receipt is None and recorded.get("title"):
+            # servers that list only titles (DSpace): read the receipts of the containers with
+            # our title that the state DB does not know, and look for our source identifier
+            for ce in entries:
+                if ce.title == recorded["title"] and not self.state.owns_edit_iri(ce.edit_iri):
+                    candidate = self.sword.receipt(ce.edit_iri)
+                    if key in candidate.identifiers:
+                        receipt = candidate
+                        break
+        if receipt is None:
+            return None
+        self._record_receipt(key, receipt, "recovered", **recorded)
+        # files are uploaded only after a receipt is recorded: a container found this way
+        # holds none of ours yet
+        self.state.drop_files(key)
+        return receipt
 
     # -- files -------------------------------------------------------------------------------
     def _landed(self, key: str, got: Fetched, seen: dict[str, Statement]) -> str | None:
@@ -372,7 +382,9 @@ class Depositor:
     def _delete(self, st: ItemState, plan: ItemPlan) -> Outcome:
         edit_iri = st.edit_iri
         if plan.recover and not edit_iri and st.collection_iri:
-            found = self._find_container(st.key, st.collection_iri, st.slug or slug_for(st.key))
+            found = self._find_container(
+                st.key, st.collection_iri, st.slug or slug_for(st.key), title=st.title
+            )
             edit_iri = found.edit_iri if found else None
         if edit_iri:
             self.state.journal(self.run_id, st.key, "delete", edit_iri, "intent")

@@ -563,6 +563,12 @@ class State:
                 ).fetchall()
         return [r[0] for r in rows]
 
+    def owns_edit_iri(self, edit_iri: str) -> bool:
+        """Is this container already recorded for an item (so not a lost create of ours)?"""
+        with self._lock:
+            row = self.db.execute("SELECT 1 FROM items WHERE edit_iri=?", (edit_iri,)).fetchone()
+        return row is not None
+
     def unseen_items(self, run_id: int) -> list[str]:
         """Items not deleted that the run's linking did not see: gone from the source."""
         with self._lock:

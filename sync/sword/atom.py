@@ -220,6 +220,7 @@ class Receipt:
     content_src: str | None
     state: str | None = None  # sword:state in the receipt, if the server puts one there
     treatment: str | None = None
+    identifiers: tuple[str, ...] = ()  # dcterms:identifier values the server echoes
 
 
 def parse_receipt(data: bytes, location: str | None, *, url: str | None = None) -> Receipt:
@@ -272,6 +273,13 @@ def parse_receipt(data: bytes, location: str | None, *, url: str | None = None) 
         content_src=_join(base, content_src) if content_src else None,
         state=_last_segment(state_href) if state_href else None,
         treatment=_child_text(root, _s("treatment")),
+        identifiers=tuple(
+            dict.fromkeys(
+                text
+                for el in root.findall(f"{{{DCTERMS}}}identifier")
+                if (text := "".join(el.itertext()).strip())
+            )
+        ),
     )
 
 

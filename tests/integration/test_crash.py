@@ -96,3 +96,38 @@ def test_kill_during_incremental_then_replay(tmp_path: Path, at: int, source_fac
         assert snapshot(sword.store.containers()) == expected_snapshot(model)
     finally:
         sword.stop()
+
+
+@pytest.mark.parametrize("at", [3, 6, 10, 14, 20, 26])
+def test_kill_on_a_server_that_ignores_slug_and_lists_only_titles(
+    tmp_path: Path, at: int, source_factory
+) -> None:
+    """Like DSpace: no Slug, a collection listing with titles and edit links only. A create
+    whose answer was lost is found by its title and the source URL in its receipt."""
+    model = SourceModel.generate(12, seed=33)
+    src = source_factory(model)
+    sword = SwordServer(
+        tmp_path / "sword", password=PASSWORD, honour_slug=False, listing="titles"
+    ).start()
+    try:
+        cli = Cli(tmp_path, tmp_path / "state.sqlite")
+        args = (
+            "baseline",
+            src.base_url + "/",
+            "--collection",
+            sword.col_iri("default"),
+            "--username",
+            "sword",
+            "--state",
+            str(cli.state),
+            "--rate",
+            "0",
+            "--workers",
+            "4",
+        )
+        assert _run_killed(cli, sword, at, False, *args), "kill point not reached"
+        replay = cli("replay", "--state", str(cli.state))
+        assert replay.returncode == 0, replay.output
+        assert snapshot(sword.store.containers()) == expected_snapshot(model)
+    finally:
+        sword.stop()

@@ -360,7 +360,11 @@ class SwordServer:
         per_file_iris: bool = True,
         latency: float = 0.0,
         faults: FaultPolicy | None = None,
+        listing: str = "full",  # full | titles (edit link + title, like DSpace) | none (405)
     ) -> None:
+        if listing not in ("full", "titles", "none"):
+            raise ValueError("listing must be 'full', 'titles' or 'none'")
+        self.listing = listing
         if complete_state not in ("archived", "inworkflow"):
             raise ValueError("complete_state must be 'archived' or 'inworkflow'")
         for name in collections:
@@ -729,12 +733,13 @@ class SwordServer:
 
     def _feed_entry(self, cid: str, meta: dict[str, Any]) -> bytes:
         edit = self.edit_iri(cid)
-        slug = meta.get("slug")
+        full = self.listing == "full"
+        slug = meta.get("slug") if full else None
         return (
             f"<entry><id>{_x(edit)}</id><title>{_x(self._title(meta))}</title>"
             f"<updated>{meta.get('updated', meta['created'])}</updated>"
             f'<link rel="edit" href={_qa(edit)}/>'
-            f"{self._dc_xml(meta)}"
+            f"{self._dc_xml(meta) if full else ''}"
             + (f"<sword:slug>{_x(slug)}</sword:slug>" if slug else "")
             + f'<sword:state href="{STATE_BASE}{meta["state"]}"/>'
             "</entry>"
@@ -743,6 +748,8 @@ class SwordServer:
     def collection_feed(self, collection: str) -> bytes:
         if collection not in self.collections:
             raise SwordError(404, None, "no such collection")
+        if self.listing == "none":
+            raise SwordError(405, "MethodNotAllowed", "this server does not list collections")
         rows: list[tuple[float, str, bytes]] = []
         coldir = self.root / collection
         for cid in self.store.container_ids(collection):
