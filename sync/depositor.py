@@ -11,7 +11,6 @@ an upload whose answer was lost is looked up in the statement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from .crosswalk import DCRecord, read_metadata
 from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
 from .fetcher import Fetched, Fetcher
 from .filenames import filename_from_url
-from .model import Entry, Item
+from .model import Item
 from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
 from .state import COMPLETE, CONFLICT, CREATING, DELETED, IN_PROGRESS, FileState, ItemState, State
 from .sword.atom import Receipt, Statement, build_entry
@@ -472,6 +471,3 @@ class Depositor:
             return outcome
         self.state.update_item(key, status=CONFLICT, error=exc.describe(), error_code=exc.code)
         raise exc
-
-
-FetchFn = Callable[[Entry], Fetched]

@@ -7,7 +7,6 @@ by entry, clearing each element after use: memory stays flat whatever the size o
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -337,10 +336,3 @@ def _refuse_html(path: Path, content_type: str | None, url: str) -> None:
             resource=url,
             hint="give the URL of the source description, capability list or resource list",
         )
-
-
-def tmp_space(directory: str | None) -> str | None:
-    """A directory for temporary downloads (``None``: the system default)."""
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    return directory
