@@ -60,9 +60,11 @@ class Depositor:
         self, item: Item | None, plan: ItemPlan, collection_iri: str, st: ItemState | None
     ) -> Outcome:
         if plan.kind == DELETE:
-            assert st is not None
+            if st is None:
+                raise ValueError(f"delete plan for {plan.key} without a recorded item")
             return self._delete(st, plan)
-        assert item is not None
+        if item is None:
+            raise ValueError(f"{plan.kind} plan for {plan.key} without a source item")
         try:
             return self._deposit(item, plan, collection_iri, st)
         except ConflictError as exc:
@@ -135,7 +137,8 @@ class Depositor:
                 receipt = self._create(key, col, entry, plan.recover, metadata_fp=fp, title=title)
                 em_iri, se_iri = receipt.em_iri, receipt.se_iri or receipt.edit_iri
             else:
-                assert st is not None and st.edit_iri
+                if st is None or not st.edit_iri:
+                    raise ValueError(f"{plan.kind} plan for {key} without a container")
                 em_iri, se_iri = st.em_iri, st.se_iri or st.edit_iri
                 if st.status == COMPLETE and (plan.add or plan.replace or plan.remove):
                     # file changes under way: a crash now must lead to a checked resume

@@ -50,7 +50,8 @@ def slug_for(key: str) -> str:
 def plan_item(item: Item | None, state: ItemState | None, collection_iri: str | None) -> ItemPlan:
     """Decide the actions that make the destination hold ``item`` (None: the item is gone)."""
     if item is None:
-        assert state is not None, "plan_item needs an item or a recorded state"
+        if state is None:
+            raise ValueError("plan_item needs an item or a recorded state")
         if state.status == DELETED or (not state.edit_iri and not state.create_pending):
             return ItemPlan(state.key, UNCHANGED)
         return ItemPlan(state.key, DELETE, recover=not state.edit_iri)
