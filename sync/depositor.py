@@ -1,11 +1,12 @@
 """Depositor: carry out one item's plan against the SWORD v2 server, recording every step.
 
 The order of a deposit is fixed by the SWORD profile: create the container with an Atom entry
-and ``In-Progress: true``, add each file to the EM-IRI, then complete it. Before each call that
-creates something the intent is written to the state DB, and the result right after; so a run
-killed at any point can be resumed by ``replay`` without duplicates: a create whose answer was
-lost is looked up in the collection (by Slug or source identifier) before it is sent again, and
-an upload whose answer was lost is looked up in the statement.
+and ``In-Progress: true``, add each file to the EM-IRI, then complete it. The intent to create
+is written to the state DB before the POST, an item is marked unfinished before its files
+change, and every result is written right after its call; so a run killed at any point can be
+resumed by ``replay`` without duplicates: a create whose answer was lost is looked up in the
+collection (by Slug, source identifier, or title and receipt) before it is sent again, and an
+unfinished item looks its uploads up in the statement before sending them.
 """
 
 from __future__ import annotations
