@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -110,6 +111,7 @@ class MirrorMachine(RuleBasedStateMachine):
         self.src.stop()
         self.sword.stop()
         self.state.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 MirrorMachine.TestCase.settings = settings(
