@@ -32,7 +32,8 @@ _names = itertools.count()
 class MirrorMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        os.environ["SWORD_PASSWORD"] = PASSWORD
+        # a variable of its own: SWORD_PASSWORD set here would leak into later tests' servers
+        os.environ["RSW_STATE_MACHINE_PASSWORD"] = PASSWORD
         self.tmp = Path(tempfile.mkdtemp(prefix="rsw-sm-"))
         self.model = SourceModel.generate(6, seed=next(_names))
         self.src = ResourceSyncSource(self.model, changelists="index", changelist_size=4).start()
@@ -43,6 +44,7 @@ class MirrorMachine(RuleBasedStateMachine):
             collection=self.sword.col_iri("default"),
             service_document=self.sword.sd_iri,
             username="sword",
+            password_env="RSW_STATE_MACHINE_PASSWORD",
             per_host_rate=0,
             workers=3,
             attempts=2,
