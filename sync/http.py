@@ -382,14 +382,30 @@ class Http:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> bytes:
-        """GET a small document whole (receipts, service documents), bounded in size."""
-        headers = {"Accept": accept} if accept else {}
+    def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        max_bytes: int,
+        headers: dict[str, str] | None = None,
+        body: Callable[[], Any] | None = None,
+        idempotent: bool | None = None,
+    ) -> tuple[requests.Response, bytes]:
+        """Send and read the whole (small) answer, whatever its status, bounded in size.
 
-        def attempt() -> bytes:
-            resp = self.request("GET", url, headers=headers, stream=True)
+        An answer that breaks off mid-body is asked for again when the request is safe to
+        repeat; otherwise it is reported as a transient ``FetchError`` for the caller to find
+        out what happened.
+        """
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+
+        def attempt() -> tuple[requests.Response, bytes]:
+            resp = self.request(
+                method, url, headers=headers, body=body, stream=True, idempotent=idempotent
+            )
             with resp:
-                _raise_for_status(resp, url)
                 chunks: list[bytes] = []
                 size = 0
                 try:
@@ -397,14 +413,28 @@ class Http:
                         size += len(chunk)
                         if size > max_bytes:
                             raise FetchError(
-                                f"document larger than {max_bytes} bytes", resource=url
+                                f"answer larger than {max_bytes} bytes",
+                                resource=url,
+                                status=resp.status_code,
                             )
                         chunks.append(chunk)
                 except requests.exceptions.RequestException as exc:
-                    raise _RetryableError(_truncated(url, exc)) from None
-                return b"".join(chunks)
+                    err = _truncated(url, exc)
+                    err.status = resp.status_code
+                    if idempotent:
+                        raise _RetryableError(err) from None
+                    raise err from None
+                return resp, b"".join(chunks)
 
         return self._with_body_retries(attempt)
+
+    def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> bytes:
+        """GET a small document whole, bounded in size; an error status raises."""
+        resp, data = self.exchange(
+            "GET", url, max_bytes=max_bytes, headers={"Accept": accept} if accept else None
+        )
+        _raise_for_status(resp, url)
+        return data
 
     def download(
         self, url: str, *, max_bytes: int | None = None, directory: str | None = None

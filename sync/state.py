@@ -350,7 +350,8 @@ class State:
 
     def previous_run_unfinished(self, current: int) -> bool:
         """Did the newest sync run before ``current`` stop short of its end: killed or
-        crashed, a document it could not read, or --limit (it then earned no cursor)?"""
+        crashed, stopped by an error (e.g. the destination unreachable), a document it could
+        not read, or --limit (it then earned no cursor)?"""
         with self._lock:
             row = self.db.execute(
                 "SELECT status, cursor FROM runs WHERE id<? AND kind IN ('baseline',"
@@ -360,7 +361,9 @@ class State:
         if row is None:
             return False
         status, cursor = row
-        return bool(status == "interrupted" or (status in ("partial", "limited") and not cursor))
+        return bool(
+            status == "interrupted" or (status in ("partial", "limited", "failed") and not cursor)
+        )
 
     def mark_interrupted(self, keep: int) -> None:
         """Runs other than ``keep`` still marked running were killed: say so."""

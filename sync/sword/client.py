@@ -15,7 +15,7 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from ..errors import ConfigError, ConflictError, DepositError, FetchError
+from ..errors import ConfigError, ConflictError, DepositError
 from ..filenames import content_disposition
 from ..http import Http, open_body
 from .atom import (
@@ -77,29 +77,6 @@ class SwordClient:
             headers["On-Behalf-Of"] = self.on_behalf_of
         return headers
 
-    def _read(self, resp: requests.Response, iri: str) -> bytes:
-        """The whole answer body, bounded by ``max_doc_bytes``."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.iter_content(1 << 16):
-                size += len(chunk)
-                if size > self.max_doc_bytes:
-                    raise DepositError(
-                        f"the server's answer is larger than {self.max_doc_bytes} bytes",
-                        resource=iri,
-                        status=resp.status_code,
-                    )
-                chunks.append(chunk)
-        except requests.exceptions.RequestException as exc:
-            raise FetchError(
-                f"the server's answer broke off ({type(exc).__name__})",
-                resource=iri,
-                transient=True,
-                status=resp.status_code,
-            ) from None
-        return b"".join(chunks)
-
     def _call(
         self,
         method: str,
@@ -119,16 +96,14 @@ class SwordClient:
         else:
             payload = body
             factory = lambda: payload  # noqa: E731
-        resp = self.http.request(
+        resp, data = self.http.exchange(
             method,
             iri,
+            max_bytes=self.max_doc_bytes,
             headers=self._headers(headers),
             body=factory,
-            stream=True,
             idempotent=idempotent,
         )
-        with resp:
-            data = self._read(resp, iri)
         if not (gone_ok and resp.status_code in (404, 410)):
             self._check(resp, data, iri, method=method, modifies=modifies, size=upload_size)
         return resp, data

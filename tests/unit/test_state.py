@@ -321,8 +321,11 @@ def test_interrupted_runs(state: State) -> None:
     r4 = state.start_run("replay", "p", None)
     assert state.previous_run_unfinished(r4)
     state.finish_run(r4, "partial", {}, None, cursor="C4")  # items failed, all read
-    r5 = state.start_run("replay", "p", None)
+    r5 = state.start_run("incremental", "p", None)
     assert not state.previous_run_unfinished(r5)
+    state.finish_run(r5, "failed", {}, "the destination did not answer")  # stopped early
+    r6 = state.start_run("replay", "p", None)
+    assert state.previous_run_unfinished(r6)
 
 
 def test_run_lock_is_exclusive(tmp_path: Path) -> None:

@@ -413,9 +413,10 @@ def test_bad_receipt_xml_is_deposit_error(fake: FakeSword) -> None:
 def test_oversized_answer_is_refused(fake: FakeSword) -> None:
     fake.on("GET", "/edit/1", Answer(200, b"<entry>" + b" " * 5000 + b"</entry>"))
     client, _ = make_client(fake, max_doc_bytes=1000)
-    with pytest.raises(DepositError) as info:
+    with pytest.raises(FetchError) as info:
         client.receipt(fake.base + "/edit/1")
     assert "larger than 1000 bytes" in info.value.message
+    assert not info.value.transient
 
 
 def test_list_collection_follows_pages(fake: FakeSword) -> None:
@@ -452,3 +453,41 @@ def test_list_collection_unsupported(fake: FakeSword, answer: Answer) -> None:
 def test_on_behalf_of_must_be_a_plain_header(obo: str) -> None:
     with pytest.raises(ConfigError):
         SwordClient(Http(), on_behalf_of=obo)
+
+
+def test_a_broken_off_answer_is_asked_again_only_when_safe(tmp_path) -> None:
+    """A GET (or complete) whose answer breaks off is repeated; a create POST is not: the
+    caller must first find out whether it landed."""
+    from sync.http import Http, HttpSettings
+    from sync.sword.client import SwordClient
+    from tests.servers.base import FaultPolicy
+    from tests.servers.sword_server import SwordServer
+
+    server = SwordServer(tmp_path / "sword", password="pw").start()
+    try:
+        http = Http(
+            HttpSettings(attempts=3, backoff_initial=0.001, per_host_rate=0), sleep=lambda s: None
+        )
+        http.set_auth(server.base_url, "sword", "pw")
+        client = SwordClient(http)
+        faults = {"left": 1}
+
+        def hook(method: str, path: str, n: int) -> None:
+            if faults["left"]:
+                faults["left"] -= 1
+                server.httpd.faults = FaultPolicy(rate=1.0, kinds=("truncate",))
+            else:
+                server.httpd.faults = FaultPolicy()
+
+        server.httpd.on_request = hook
+        sd = client.service_document(server.sd_iri)  # first answer cut off, asked again
+        assert server.col_iri("default") in sd.collections
+
+        faults["left"] = 1
+        entry = b'<entry xmlns="http://www.w3.org/2005/Atom"><title>x</title></entry>'
+        with pytest.raises(FetchError) as info:
+            client.create(server.col_iri("default"), entry, slug="s1")
+        assert info.value.transient and "broke off" in info.value.message
+        assert len(server.store.containers()) == 1  # it landed: the caller must look
+    finally:
+        server.stop()
