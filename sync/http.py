@@ -247,25 +247,47 @@ class Http:
                 gate = self._gates[key] = HostGate(conc, rate)
             return gate
 
-    def _wait(self, state: RetryCallState) -> float:
+    def _backoff(self, n: int, retry_after: float | None) -> float:
+        """Exponential backoff with jitter before try ``n + 1``; ``Retry-After`` wins if longer."""
         s = self.settings
-        n = state.attempt_number
         backoff = min(s.backoff_max, s.backoff_initial * (2 ** (n - 1)))
         backoff = backoff / 2 + (backoff / 2) * (os.urandom(1)[0] / 255)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _RetryableError) and exc.retry_after is not None:
-            backoff = max(backoff, min(exc.retry_after, s.backoff_max))
+        if retry_after is not None:
+            backoff = max(backoff, min(retry_after, s.backoff_max))
         return float(backoff)
 
-    def _retrying(self) -> Retrying:
-        s = self.settings
-        return Retrying(
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; while it raises ``_RetryableError``, try again (tenacity), within the
+        attempt and time bounds. The first try runs outside tenacity: most calls succeed, and
+        building a retry loop for each of them costs CPU the workers need."""
+        started = time.monotonic()
+        try:
+            return fn()
+        except _RetryableError as exc:
+            if self.settings.attempts <= 1:
+                raise exc.error from None
+            self.sleep(self._backoff(1, exc.retry_after))
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            after = exc.retry_after if isinstance(exc, _RetryableError) else None
+            return self._backoff(state.attempt_number + 1, after)
+
+        left = self.settings.max_retry_seconds - (time.monotonic() - started)
+        retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _RetryableError)),
-            stop=stop_after_attempt(max(1, s.attempts)) | stop_after_delay(s.max_retry_seconds),
-            wait=self._wait,
+            stop=stop_after_attempt(self.settings.attempts - 1) | stop_after_delay(max(0, left)),
+            wait=wait,
             sleep=self.sleep,
             reraise=True,
         )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return fn()
+        except _RetryableError as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_once(
         self,
@@ -372,15 +394,11 @@ class Http:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
         retry_status = RETRY_STATUS if idempotent else POST_RETRY_STATUS
-        try:
-            for attempt in self._retrying():
-                with attempt:
-                    return self._send_once(
-                        method, url, dict(headers or {}), body, stream, retry_status, idempotent
-                    )
-        except _RetryableError as exc:
-            raise exc.error from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retry(
+            lambda: self._send_once(
+                method, url, dict(headers or {}), body, stream, retry_status, idempotent
+            )
+        )
 
     def exchange(
         self,
@@ -426,7 +444,7 @@ class Http:
                     raise err from None
                 return resp, b"".join(chunks)
 
-        return self._with_body_retries(attempt)
+        return self._retry(attempt)
 
     def get_bytes(self, url: str, *, max_bytes: int, accept: str | None = None) -> bytes:
         """GET a small document whole, bounded in size; an error status raises."""
@@ -493,17 +511,7 @@ class Http:
                     filename=filename_from_disposition(resp.headers.get("Content-Disposition")),
                 )
 
-        return self._with_body_retries(attempt)
-
-    def _with_body_retries(self, fn: Callable[[], T]) -> T:
-        """Retry a whole GET when the body broke off mid-way (the request layer cannot)."""
-        try:
-            for attempt in self._retrying():
-                with attempt:
-                    return fn()
-        except _RetryableError as exc:
-            raise exc.error from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retry(attempt)
 
 
 def _release_on_close(resp: requests.Response, release: Callable[[], None]) -> None:
