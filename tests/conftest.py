@@ -97,11 +97,11 @@ class Cli:
             text=True,
         )
 
-    # fast defaults for tests: no rate bound, short backoff comes from the pipeline file
-    def baseline(
+    def baseline_args(
         self, source: str, sword: SwordServer, *extra: str, collection: str = "default"
-    ) -> CliResult:
-        return self(
+    ) -> tuple[str, ...]:
+        """The arguments of a test baseline: fast (no rate bound, 4 workers)."""
+        return (
             "baseline",
             source,
             "--collection",
@@ -118,6 +118,11 @@ class Cli:
             "4",
             *extra,
         )
+
+    def baseline(
+        self, source: str, sword: SwordServer, *extra: str, collection: str = "default"
+    ) -> CliResult:
+        return self(*self.baseline_args(source, sword, *extra, collection=collection))
 
 
 @pytest.fixture

@@ -50,22 +50,7 @@ def test_kill_during_baseline_then_replay(tmp_path: Path, at: int, source_factor
     sword = SwordServer(tmp_path / "sword", password=PASSWORD).start()
     try:
         cli = Cli(tmp_path, tmp_path / "state.sqlite")
-        args = (
-            "baseline",
-            src.base_url + "/",
-            "--collection",
-            sword.col_iri("default"),
-            "--service-document",
-            sword.sd_iri,
-            "--username",
-            "sword",
-            "--state",
-            str(cli.state),
-            "--rate",
-            "0",
-            "--workers",
-            "4",
-        )
+        args = cli.baseline_args(src.base_url + "/", sword)
         assert _run_killed(cli, sword, at, at % 2 == 1, *args), "kill point not reached"
         replay = cli("replay", "--state", str(cli.state))
         assert replay.returncode == 0, replay.output
@@ -111,20 +96,7 @@ def test_kill_on_a_server_that_ignores_slug_and_lists_only_titles(
     ).start()
     try:
         cli = Cli(tmp_path, tmp_path / "state.sqlite")
-        args = (
-            "baseline",
-            src.base_url + "/",
-            "--collection",
-            sword.col_iri("default"),
-            "--username",
-            "sword",
-            "--state",
-            str(cli.state),
-            "--rate",
-            "0",
-            "--workers",
-            "4",
-        )
+        args = cli.baseline_args(src.base_url + "/", sword)
         assert _run_killed(cli, sword, at, False, *args), "kill point not reached"
         replay = cli("replay", "--state", str(cli.state))
         assert replay.returncode == 0, replay.output
