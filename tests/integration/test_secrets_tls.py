@@ -89,6 +89,10 @@ def test_secrets_never_reach_output_state_logs_or_temp_files(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {"TMPDIR": str(tmp)}
+    # one resource that answers 500 for good: the runs surely go through failure paths
+    # (the random faults alone are mostly absorbed by retries)
+    broken = next(e.loc for e in model.resource_entries() if "/plain/" in e.loc)
+    src.set_override(broken, 500, b"internal error\n")
     try:
         pipe = _pipeline(cli, src.base_url + "/", sword)
         # a wrong password: 401 on every request
