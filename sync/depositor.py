@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Pipeline
+from .contracts import Fetched
 from .crosswalk import DCRecord, read_metadata
 from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
-from .fetcher import Fetched, Fetcher
+from .fetcher import Fetcher
 from .filenames import filename_from_url
 from .model import Item
 from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
@@ -78,7 +79,7 @@ class Depositor:
         for record in item.metadata:
             dl = self.fetcher.fetch(record)
             try:
-                data = dl.download.path.read_bytes()
+                data = dl.path.read_bytes()
             finally:
                 dl.discard()
             try:
@@ -200,9 +201,9 @@ class Depositor:
 
     def _check_upload_size(self, got: Fetched) -> None:
         limit = self.sword.max_upload_kb
-        if limit is not None and got.download.size > limit * 1024:
+        if limit is not None and got.size > limit * 1024:
             raise DepositError(
-                f"file is {got.download.size} bytes, over the server's maxUploadSize of {limit} kB",
+                f"file is {got.size} bytes, over the server's maxUploadSize of {limit} kB",
                 resource=got.entry.loc,
                 hint="ask the repository to raise its upload limit",
             )
@@ -304,7 +305,7 @@ class Depositor:
         if "statement" not in seen:
             seen["statement"] = self.sword.statement(st.statement_iri)
         for f in seen["statement"].files:
-            if f.name == got.filename and (f.md5 is None or f.md5 == got.download.md5):
+            if f.name == got.filename and (f.md5 is None or f.md5 == got.md5):
                 return f.iri or ""
         return None
 
@@ -322,9 +323,9 @@ class Depositor:
             try:
                 iri = self.sword.add_file(
                     em_iri,
-                    got.download.path,
+                    got.path,
                     filename=got.filename,
-                    md5=got.download.md5,
+                    md5=got.md5,
                     content_type=got.content_type,
                     in_progress=True,
                 )
@@ -346,8 +347,8 @@ class Depositor:
             status="uploaded",
             run_id=self.run_id,
             filename=got.filename,
-            md5=got.download.md5,
-            size=got.download.size,
+            md5=got.md5,
+            size=got.size,
             content_type=got.content_type,
             fingerprint=got.entry.fingerprint,
             file_iri=iri,
@@ -372,9 +373,9 @@ class Depositor:
         first, *rest = (fetched[f.loc] for f in item.files)
         self.sword.replace_media(
             em_iri,
-            first.download.path,
+            first.path,
             filename=first.filename,
-            md5=first.download.md5,
+            md5=first.md5,
             content_type=first.content_type,
         )
         self._file_done(key, first, None)

@@ -10,8 +10,8 @@ destination.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
+from .contracts import Fetched
 from .errors import IntegrityError
 from .filenames import filename_from_url, safe_filename
 from .http import Download, Http
@@ -31,19 +31,6 @@ except ImportError:  # pragma: no cover - depends on the machine
 
     def sniff(path: str) -> str | None:
         return None
-
-
-@dataclass
-class Fetched:
-    """A verified download with the name and type to deposit it under."""
-
-    entry: Entry
-    download: Download
-    filename: str
-    content_type: str
-
-    def discard(self) -> None:
-        self.download.discard()
 
 
 def _is_html(mime: str | None) -> bool:
@@ -99,7 +86,15 @@ class Fetcher:
         name = safe_filename(dl.filename or filename_from_url(entry.loc))
         served = (dl.content_type or "").split(";")[0].strip() or None
         ctype = entry.type or (sniffed if dl.size else None) or served or "application/octet-stream"
-        return Fetched(entry=entry, download=dl, filename=name, content_type=ctype)
+        return Fetched(
+            entry=entry,
+            path=dl.path,
+            size=dl.size,
+            md5=dl.md5,
+            filename=name,
+            content_type=ctype,
+            discard_fn=dl.discard,
+        )
 
 
 def verify(entry: Entry, dl: Download) -> None:

@@ -156,7 +156,7 @@ def test_fetch_a_good_file_with_disposition_name(files: Files, tmp_path: Path) -
     got = fetcher(files, tmp_path).fetch(entry)
     assert got.filename == "Rapport annuel été.pdf"
     assert got.content_type == "application/pdf"
-    assert got.download.path.read_bytes() == PDF
+    assert got.path.read_bytes() == PDF
     assert got.entry is entry
     got.discard()
     assert leftovers(tmp_path) == []

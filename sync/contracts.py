@@ -1,0 +1,286 @@
+"""The contracts between the engine and what it syncs: sources, destinations, the state store.
+
+The engine knows only these. A new protocol is one module implementing ``Source`` or
+``Destination`` plus one line in ``sync/registry.py``; ``sync/sources/memory.py`` and
+``sync/destinations/memory.py`` are the smallest complete examples.
+
+Everything a source says is an ``Entry`` (``sync/model.py``): a resource with its fingerprint
+(hashes, else length + lastmod) and its links. The linker groups entries into items by their
+links (``describes`` / ``describedby``, ``alternate``, ``collection``), whatever the protocol:
+an OAI-PMH record or a SAF item folder is written as a metadata entry that ``describes`` its
+files, exactly as a ResourceSync publisher does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .crosswalk import DCRecord
+from .errors import SyncError
+from .model import Entry, Item
+
+
+# -- what a source gives -----------------------------------------------------------------------
+@dataclass
+class Fetched:
+    """A resource's bytes in a local temporary file, verified against what the source
+    announced (length, hashes, type), with the name and type to deposit it under."""
+
+    entry: Entry
+    path: Path
+    size: int
+    md5: str
+    filename: str
+    content_type: str
+    discard_fn: Callable[[], None] = lambda: None
+
+    def discard(self) -> None:
+        """Remove the temporary copy (sources that hand out their own files do nothing)."""
+        self.discard_fn()
+
+
+class Listing:
+    """One pass over a source: iterate it once (entries stream; nothing is held whole), then
+    read ``errors`` (refused entries and documents: the pass is then not ``complete``) and
+    ``cursor`` (where the next incremental run starts, if this pass is complete)."""
+
+    def __init__(self, entries: Iterator[Entry]) -> None:
+        self._entries = entries
+        self.errors: list[SyncError] = []
+        self.cursor: str | None = None
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self._entries
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Changes:
+    """What changed at a source since a cursor: the last change per resource, in time order
+    (``Entry.change`` is created | updated | deleted). ``skipped`` counts change entries the
+    source read but chose not to apply (reported, never dropped silently)."""
+
+    changes: list[Entry] = field(default_factory=list)
+    cursor: str | None = None
+    errors: list[SyncError] = field(default_factory=list)
+    skipped: int = 0
+    skipped_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    @property
+    def deleted(self) -> list[Entry]:
+        return [e for e in self.changes if e.change == "deleted"]
+
+    @property
+    def upserts(self) -> list[Entry]:
+        return [e for e in self.changes if e.change != "deleted"]
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where items come from (ResourceSync, OAI-PMH, a SAF export, memory)."""
+
+    type_name: str
+    """The registry name (``resourcesync``, ``oai-pmh``, ``saf``, ``memory``)."""
+
+    location: str
+    """The URL or path the user gave: named in messages and guards."""
+
+    def listing(self) -> Listing:
+        """Everything the source has now, streamed (baseline, and the fallback comparison)."""
+        ...
+
+    def changes(self, since: datetime | None) -> Changes | None:
+        """What changed at or after ``since`` (None: from the beginning). Returns None when
+        the source has no change feed; the engine then compares a fresh ``listing``."""
+        ...
+
+    def fetch(self, entry: Entry) -> Fetched:
+        """The verified bytes of one resource (raises ``SyncError`` naming it)."""
+        ...
+
+    def identifiers(self, item: Item) -> list[str]:
+        """The source's own identifiers for an item (URLs, handles, OAI identifiers): carried
+        by the deposit so a lost create can be recognised and people can trace it back."""
+        ...
+
+    def resolve_deleted(self, loc: str, known: Callable[[str], list[str]]) -> str | None:
+        """The recorded loc a deletion entry means, where the source names deleted resources
+        differently (DSpace); ``known(suffix)`` lists recorded locs ending in ``suffix``."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and temporary files."""
+        ...
+
+
+# -- what a destination takes ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Container:
+    """Where one item lives at the destination. ``id`` is unique there (SWORD: the Edit-IRI;
+    SAF: the item folder); ``data`` is the destination's own bookkeeping (SWORD: EM-IRI,
+    SE-IRI, statement IRI), stored by the state DB as JSON and handed back unchanged."""
+
+    id: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What the destination records about an item, whatever its format."""
+
+    dc: DCRecord
+    title: str
+    identifiers: tuple[str, ...]  # the source's identifiers (dcterms:identifier)
+    key: str  # the item key (stable across runs)
+
+
+@dataclass(frozen=True)
+class HeldFile:
+    """A file a container holds, as the destination lists it (any field may be unknown)."""
+
+    ref: str | None  # the destination's handle for the file (SWORD: file IRI)
+    name: str | None
+    md5: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a destination can do; the depositor chooses its strategy by these."""
+
+    single_file_delete: bool = True  # remove one file; else all media are replaced
+    listing: bool = True  # can list a collection (find a create whose answer was lost)
+    checksums_in_listing: bool = True  # ``contents`` gives MD5s
+    max_upload: int | None = None  # bytes, None = unknown / unlimited
+    empty_files: bool = True  # accepts zero-length files
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """Where items go (SWORD v2, SAF batches, memory). Every call either did its work or
+    raises ``SyncError``; ``DepositError(transient=True)`` means it may have been carried out
+    (the depositor then looks before trying again), ``ConflictError`` that the destination
+    refuses changes to this container."""
+
+    type_name: str
+    location: str
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def check(self, collections: Iterable[str]) -> None:
+        """Reachable, and every named collection exists (raises ``ConfigError``)."""
+        ...
+
+    def open_run(self, run_id: int) -> None:
+        """A run begins (SAF: the batch folder of this run)."""
+        ...
+
+    def close_run(self) -> None:
+        """A run ends (SAF: write the import script)."""
+        ...
+
+    def create(self, collection: str, metadata: Metadata, *, slug: str) -> Container:
+        """A new container, in progress, holding the metadata."""
+        ...
+
+    def find(
+        self, collection: str, metadata: Metadata, *, slug: str, owned: Callable[[str], bool]
+    ) -> Container | None:
+        """Did an earlier create of this item land although its answer was lost? ``owned(id)``
+        is True for containers the state already records (so not lost ones). Raises
+        ``ListingUnsupportedError`` where the destination cannot tell."""
+        ...
+
+    def add_file(self, container: Container, file: Fetched) -> str | None:
+        """Upload one file; returns the file's ref where the destination gives one."""
+        ...
+
+    def replace_metadata(self, container: Container, metadata: Metadata) -> None: ...
+
+    def replace_files(self, container: Container, first: Fetched | None) -> str | None:
+        """Replace all media by ``first`` (None: remove all); returns its ref if given."""
+        ...
+
+    def remove_file(self, container: Container, ref: str) -> None: ...
+
+    def complete(self, container: Container) -> str | None:
+        """End the in-progress state; returns the destination's state word if it says one."""
+        ...
+
+    def delete(self, container: Container) -> None: ...
+
+    def contents(self, container: Container) -> list[HeldFile]:
+        """The files the container holds now (audit, crash recovery)."""
+        ...
+
+    def file_md5(self, container: Container, held: HeldFile) -> str:
+        """The MD5 of one held file, by downloading it (only to resolve an ambiguous upload
+        on destinations that list no checksums)."""
+        ...
+
+    def waiting(self) -> list[str]:
+        """Work the destination holds that is not live yet (SAF: batches not imported)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ListingUnsupportedError(SyncError):
+    """The destination cannot list a collection, so a lost create cannot be looked up."""
+
+    code = "no-listing"
+
+
+# -- statuses the state records ----------------------------------------------------------------
+class ItemStatus(StrEnum):
+    """Where an item is, in the order a deposit goes through them."""
+
+    PENDING = "pending"
+    CREATING = "creating"  # the intent to create is recorded; the answer is not
+    IN_PROGRESS = "in-progress"  # the container exists; files or completion pending
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CONFLICT = "conflict"  # the destination refuses changes (archived)
+    DELETED = "deleted"
+
+
+RETRYABLE = (
+    ItemStatus.PENDING,
+    ItemStatus.CREATING,
+    ItemStatus.IN_PROGRESS,
+    ItemStatus.FAILED,
+    ItemStatus.CONFLICT,
+)
+
+
+class FileStatus(StrEnum):
+    UPLOADED = "uploaded"
+
+
+class RunKind(StrEnum):
+    BASELINE = "baseline"
+    INCREMENTAL = "incremental"
+    REPLAY = "replay"
+    UNDO = "undo"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    LIMITED = "limited"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
