@@ -165,6 +165,8 @@ class Capabilities:
     checksums_in_listing: bool = True  # ``contents`` gives MD5s
     max_upload: int | None = None  # bytes, None = unknown / unlimited
     empty_files: bool = True  # accepts zero-length files
+    whole_item_updates: bool = False  # an update rewrites the whole item (SAF --replace):
+    # the depositor then sends the metadata and every file again, not only what changed
 
 
 @runtime_checkable
@@ -236,6 +238,15 @@ class Destination(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class DeferredError(SyncError):
+    """The destination cannot take this change yet (SAF: the item's add batch has not been
+    imported, so its handle is unknown). Not a failure: the item is counted as waiting and
+    the next run (or ``replay``) writes it."""
+
+    code = "waiting"
+    transient = True
 
 
 class ListingUnsupportedError(SyncError):
