@@ -1,4 +1,5 @@
-"""The command line: thin. Parses options, builds a Pipeline and an Engine, prints results.
+"""The command line: thin. Parses options, builds a Pipeline, asks the registry for an engine
+(source + destination + state), prints results. It names no protocol.
 
 Exit codes: 0 every item synced; 1 some items failed (recorded, see ``status``; ``replay``
 retries them) or the run stopped; 2 usage or configuration error.
@@ -9,16 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from . import __version__
+from .audit import AuditReport, audit
 from .config import Pipeline, load_pipeline
-from .engine import Engine, RunResult, audit
+from .engine import RunResult
 from .errors import ConfigError, SyncError, redact
+from .registry import Assembly, assemble
 from .state import RunLock, State
 
 app = typer.Typer(
@@ -85,37 +89,38 @@ def _main(
     _setup_logging(debug, quiet)
 
 
-def _overrides(
-    p: Pipeline,
-    *,
-    workers: int | None = None,
-    limit: int | None = None,
-    per_host: int | None = None,
-    rate: float | None = None,
-    ca_bundle: Path | None = None,
-    insecure: bool = False,
-    state: Path | None = None,
-) -> Pipeline:
-    changes: dict[str, Any] = {}
-    if workers is not None:
-        changes["workers"] = workers
-    if limit is not None:
-        changes["limit"] = limit
-    if per_host is not None:
-        changes["per_host_concurrency"] = per_host
-    if rate is not None:
-        changes["per_host_rate"] = rate
-    if ca_bundle is not None:
-        changes["ca_bundle"] = str(ca_bundle)
-    if insecure:
-        log.warning(
-            "TLS certificate verification is OFF (--insecure): anyone on the path can "
-            "read and alter what is synced"
-        )
-        changes["verify_tls"] = False
-    if state is not None:
-        changes["state"] = str(state)
-    return replace(p, **changes)
+@dataclass(frozen=True)
+class Tuning:
+    """The per-run options every syncing command takes (one place, not one copy each)."""
+
+    workers: int | None = None
+    limit: int | None = None
+    per_host: int | None = None
+    rate: float | None = None
+    ca_bundle: Path | None = None
+    insecure: bool = False
+
+    def apply(self, p: Pipeline, state: Path | None = None) -> Pipeline:
+        changes: dict[str, Any] = {}
+        if self.workers is not None:
+            changes["workers"] = self.workers
+        if self.limit is not None:
+            changes["limit"] = self.limit
+        if self.per_host is not None:
+            changes["per_host_concurrency"] = self.per_host
+        if self.rate is not None:
+            changes["per_host_rate"] = self.rate
+        if self.ca_bundle is not None:
+            changes["ca_bundle"] = str(self.ca_bundle)
+        if self.insecure:
+            log.warning(
+                "TLS certificate verification is OFF (--insecure): anyone on the path can "
+                "read and alter what is synced"
+            )
+            changes["verify_tls"] = False
+        if state is not None:
+            changes["state"] = str(state)
+        return replace(p, **changes)
 
 
 def _open_state(state: Path | None, *, must_exist: bool) -> tuple[State, Pipeline]:
@@ -179,18 +184,38 @@ def _run(engine_call: Any) -> None:
     raise typer.Exit(result.exit_code)
 
 
+def _sync(
+    p: Pipeline, st: State, action: Callable[[Assembly], RunResult], *, save: bool = False
+) -> RunResult:
+    """Run ``action`` on the engine the registry builds for ``p``, holding the state's lock;
+    ``save``: keep the pipeline in the state DB (with the detected source type) so later
+    commands need no arguments."""
+    with RunLock(st.path):
+        asm = assemble(p, st, progress=True)
+        try:
+            if save:
+                st.set_json("pipeline", replace(p, source_type=asm.source_type).to_json())
+            return action(asm)
+        finally:
+            asm.close()
+
+
 @app.command()
 def baseline(
     source: Annotated[
         str,
         typer.Argument(
-            help="Site, source description, capability list, "
-            "resource list or resource list index URL."
+            help="ResourceSync: site, source description, capability list, resource list or "
+            "index URL."
         ),
     ],
     collection: Annotated[str, typer.Option("--collection", help="Destination Col-IRI.")],
     service_document: Annotated[
         str | None, typer.Option("--service-document", help="SWORD SD-IRI.")
+    ] = None,
+    source_type: Annotated[
+        str | None,
+        typer.Option("--source-type", help="Force the source type (default: detected)."),
     ] = None,
     state: StateOpt = None,
     username: Annotated[
@@ -209,32 +234,37 @@ def baseline(
     insecure: InsecureOpt = False,
 ) -> None:
     """Mirror a source into a collection (first run; re-running updates, never duplicates)."""
+    tuning = Tuning(workers, limit, per_host_concurrency, rate, ca_bundle, insecure)
 
     def go() -> RunResult:
+        destination: dict[str, Any] = {"collection": collection}
+        for key, value in (
+            ("service_document", service_document),
+            ("username", username),
+            ("on_behalf_of", on_behalf_of),
+        ):
+            if value is not None:
+                destination[key] = value
         p = Pipeline(
             name=name,
-            source=source,
-            collection=collection,
-            service_document=service_document,
-            username=username,
-            on_behalf_of=on_behalf_of,
+            source_type=source_type,
+            source=_source_table(source),
+            destination_type="sword",
+            destination=destination,
         )
-        p = _overrides(
-            p,
-            workers=workers,
-            limit=limit,
-            per_host=per_host_concurrency,
-            rate=rate,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            state=state or Path(f"state/{name}.sqlite"),
-        )
+        p = tuning.apply(p, state or Path(f"state/{name}.sqlite"))
         p.validate()
         st = State(p.state_path())
-        with RunLock(st.path):
-            return Engine(p, st, progress=True).baseline(comment, force_delete=force_delete)
+        return _sync(
+            p, st, lambda a: a.engine.baseline(comment, force_delete=force_delete), save=True
+        )
 
     _run(go)
+
+
+def _source_table(location: str) -> dict[str, Any]:
+    """What the command line's SOURCE means: a URL, or a local path."""
+    return {"url": location} if "://" in location else {"path": location}
 
 
 @app.command()
@@ -251,25 +281,18 @@ def run(
     insecure: InsecureOpt = False,
 ) -> None:
     """Run a pipeline: baseline on a new state DB, incremental afterwards."""
+    tuning = Tuning(workers, limit, per_host_concurrency, rate, ca_bundle, insecure)
 
     def go() -> RunResult:
-        p = _overrides(
-            load_pipeline(pipeline_file),
-            workers=workers,
-            limit=limit,
-            per_host=per_host_concurrency,
-            rate=rate,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-            state=state,
-        )
+        p = tuning.apply(load_pipeline(pipeline_file), state)
         st = State(p.state_path())
-        engine = Engine(p, st, progress=True)
-        with RunLock(st.path):
-            if st.last_successful_cursor() is None:
-                return engine.baseline(comment, force_delete=force_delete)
-            st.set_json("pipeline", p.to_json())
-            return engine.incremental(comment, force_delete=force_delete)
+        if st.last_successful_cursor() is None:
+            return _sync(
+                p, st, lambda a: a.engine.baseline(comment, force_delete=force_delete), save=True
+            )
+        return _sync(
+            p, st, lambda a: a.engine.incremental(comment, force_delete=force_delete), save=True
+        )
 
     _run(go)
 
@@ -287,20 +310,12 @@ def incremental(
     insecure: InsecureOpt = False,
 ) -> None:
     """Apply the source's changes since the last sync (source and destination from the state)."""
+    tuning = Tuning(workers, limit, per_host_concurrency, rate, ca_bundle, insecure)
 
     def go() -> RunResult:
         st, p = _open_state(state, must_exist=True)
-        p = _overrides(
-            p,
-            workers=workers,
-            limit=limit,
-            per_host=per_host_concurrency,
-            rate=rate,
-            ca_bundle=ca_bundle,
-            insecure=insecure,
-        )
-        with RunLock(st.path):
-            return Engine(p, st, progress=True).incremental(comment, force_delete=force_delete)
+        p = tuning.apply(p)
+        return _sync(p, st, lambda a: a.engine.incremental(comment, force_delete=force_delete))
 
     _run(go)
 
@@ -314,12 +329,11 @@ def replay(
     insecure: InsecureOpt = False,
 ) -> None:
     """Retry every failed or unfinished item (idempotently)."""
+    tuning = Tuning(workers=workers, ca_bundle=ca_bundle, insecure=insecure)
 
     def go() -> RunResult:
         st, p = _open_state(state, must_exist=True)
-        p = _overrides(p, workers=workers, ca_bundle=ca_bundle, insecure=insecure)
-        with RunLock(st.path):
-            return Engine(p, st, progress=True).replay(comment)
+        return _sync(tuning.apply(p), st, lambda a: a.engine.replay(comment))
 
     _run(go)
 
@@ -412,7 +426,11 @@ def audit_cmd(state: StateOpt = None, as_json: JsonOpt = False) -> None:
 
     def go() -> int:
         st, p = _open_state(state, must_exist=True)
-        report = audit(Engine(p, st, progress=False))
+        asm = assemble(p, st, progress=False)
+        try:
+            report: AuditReport = audit(asm.source, asm.destination, st)
+        finally:
+            asm.close()
         if as_json:
             typer.echo(
                 json.dumps(
@@ -458,8 +476,7 @@ def undo(
                 f"({target.kind}, {target.started[:19]}) from the destination?",
                 abort=True,
             )
-        with RunLock(st.path):
-            return Engine(p, st, progress=True).undo(run_id, comment)
+        return _sync(p, st, lambda a: a.engine.undo(run_id, comment))
 
     _run(go)
 

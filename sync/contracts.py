@@ -14,15 +14,16 @@ files, exactly as a ResourceSync publisher does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .crosswalk import DCRecord
 from .errors import SyncError
-from .model import Entry, Item
+from .model import Entry, Item, Link
 
 
 # -- what a source gives -----------------------------------------------------------------------
@@ -47,12 +48,15 @@ class Fetched:
 class Listing:
     """One pass over a source: iterate it once (entries stream; nothing is held whole), then
     read ``errors`` (refused entries and documents: the pass is then not ``complete``) and
-    ``cursor`` (where the next incremental run starts, if this pass is complete)."""
+    ``cursor`` (where the next incremental run starts, if this pass is complete).
 
-    def __init__(self, entries: Iterator[Entry]) -> None:
-        self._entries = entries
+    ``produce`` is called with the listing itself, so the generator can record errors and
+    the cursor on it as it goes."""
+
+    def __init__(self, produce: Callable[[Listing], Iterator[Entry]]) -> None:
         self.errors: list[SyncError] = []
         self.cursor: str | None = None
+        self._entries = produce(self)
 
     def __iter__(self) -> Iterator[Entry]:
         return self._entries
@@ -295,3 +299,151 @@ class RunStatus(StrEnum):
     LIMITED = "limited"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+
+
+# -- what the state records --------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileState:
+    """A file as recorded at the destination: ``ref`` is the destination's handle for it (SWORD:
+    file IRI), ``md5`` / ``size`` what was sent."""
+
+    loc: str
+    filename: str | None
+    md5: str | None
+    fingerprint: str | None
+    ref: str | None
+    status: str  # FileStatus
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """An item as recorded: its container at the destination, status and files."""
+
+    key: str
+    status: ItemStatus
+    collection: str | None = None
+    container: Container | None = None
+    metadata_fp: str | None = None
+    title: str | None = None
+    create_pending: bool = False  # a create was sent whose answer was not recorded
+    stale: bool = False
+    error_code: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    created_run: int | None = None
+    files: dict[str, FileState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    kind: str
+    pipeline: str | None
+    started: str
+    finished: str | None
+    status: str
+    comment: str | None
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    failed: int
+    skipped: int
+    requests: int
+    message: str | None
+    waiting: int = 0  # items a batch destination could not take yet
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class StateStore(Protocol):
+    """The state DB: the single source of truth for what is mirrored where. Every method is
+    one short transaction (a killed run loses at most the step under way); ``tx()`` groups
+    several into one. SQLite (``sync/state/sqlite.py``) is the implementation."""
+
+    path: Path
+
+    def tx(self) -> AbstractContextManager[object]: ...
+    def close(self) -> None: ...
+
+    # settings kept between runs
+    def get_json(self, key: str) -> Any: ...
+    def set_json(self, key: str, value: Any) -> None: ...
+
+    # runs
+    def start_run(self, kind: RunKind, pipeline: str | None, comment: str | None) -> int: ...
+    def finish_run(
+        self,
+        run_id: int,
+        status: RunStatus,
+        counts: Mapping[str, int],
+        message: str | None,
+        cursor: str | None = None,
+    ) -> None: ...
+    def mark_interrupted(self, keep: int) -> None: ...
+    def runs(self) -> list[RunRecord]: ...
+    def run(self, run_id: int) -> RunRecord | None: ...
+    def previous_run_unfinished(self, current: int) -> bool: ...
+    def last_successful_cursor(self) -> str | None: ...
+    def record_error(self, run_id: int, key: str | None, error: SyncError) -> None: ...
+    def errors(self, run_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]: ...
+
+    # resources (what the source lists)
+    def upsert_entries(self, entries: Iterable[Entry], run_id: int) -> int: ...
+    def mark_deleted(self, locs: Iterable[str], run_id: int) -> int: ...
+    def unseen_present(self, run_id: int) -> Iterator[str]: ...
+    def count_resources(self) -> int: ...
+    def is_known(self, loc: str) -> bool: ...
+    def find_by_suffix(self, suffix: str) -> list[str]: ...
+    def iter_link_records(self) -> Iterator[tuple[str, tuple[Link, ...]]]: ...
+    def entries(self, locs: Iterable[str]) -> dict[str, Entry]: ...
+
+    # items and their members
+    def key_for(self, locs: Iterable[str]) -> str | None: ...
+    def set_members(
+        self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
+    ) -> None: ...
+    def item(self, key: str) -> ItemState | None: ...
+    def item_keys(self, statuses: Iterable[ItemStatus] | None = None) -> list[str]: ...
+    def count_items(self) -> dict[str, int]: ...
+    def unseen_items(self, run_id: int) -> list[str]: ...
+    def items_created_in(self, run_id: int) -> list[str]: ...
+    def owns_container(self, container_id: str) -> bool: ...
+
+    # the steps of a deposit, each recorded right after it happened
+    def record_intent(self, key: str, *, collection: str, title: str | None, run_id: int) -> None:
+        """Before a create is sent: a crash from now on must look for it before creating."""
+        ...
+
+    def record_container(
+        self, key: str, container: Container, *, metadata_fp: str, title: str | None
+    ) -> None: ...
+    def forget_container(self, key: str) -> None: ...
+    def set_status(self, key: str, status: ItemStatus) -> None: ...
+    def set_metadata(self, key: str, *, metadata_fp: str, title: str | None) -> None: ...
+    def mark_complete(self, key: str, run_id: int, *, warning: str | None = None) -> None: ...
+    def mark_stale(self, key: str, *, metadata_fp: str, warning: str) -> None: ...
+    def mark_item_deleted(
+        self, key: str, run_id: int, *, stale: bool = False, warning: str | None = None
+    ) -> None: ...
+    def mark_failed(self, key: str, status: ItemStatus, error: SyncError) -> None: ...
+    def file_uploaded(
+        self,
+        key: str,
+        loc: str,
+        *,
+        run_id: int,
+        filename: str | None,
+        md5: str | None,
+        size: int | None,
+        content_type: str | None,
+        fingerprint: str,
+        ref: str | None,
+    ) -> None: ...
+    def file_seen(
+        self, key: str, loc: str, *, run_id: int, fingerprint: str, ref: str | None
+    ) -> None: ...
+    def drop_file(self, key: str, loc: str) -> None: ...
+    def drop_files(self, key: str) -> None: ...

@@ -1,10 +1,11 @@
 """Engine: the stages of a run, in order, with the worker pool and the run record.
 
-baseline:    discover -> read resource lists into state -> link -> plan -> deposit
-incremental: discover -> read change lists since the cursor -> apply to state -> link ->
-             plan the touched items -> deposit (no change lists: a fresh resource list
-             compared with the state, like baseline)
-replay:      re-plan every failed or unfinished item and deposit
+It knows only the contracts (``sync/contracts.py``): any source, any destination, the state.
+
+baseline:    source listing into state -> link -> plan -> deposit; unlisted items deleted
+incremental: source changes since the cursor into state -> link -> plan the touched items ->
+             deposit (a source without a change feed: a fresh listing, like baseline)
+replay:      finish a run that stopped short, re-plan every failed or unfinished item
 audit:       compare source, state and destination; change nothing
 undo:        delete the containers one run created
 """
@@ -15,27 +16,49 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Literal
 
-from .changes import alias_suffixes, collapse
-from .config import Pipeline
-from .discovery import SourcePlan, discover
-from .errors import ConfigError, MassDeletionError, SyncError, redact
-from .fetcher import Fetcher
-from .http import Http, HttpSettings, host_key
-from .linker import LinkGraph, build_item
-from .lists import ListReader
-from .model import Entry, Item
+from .contracts import (
+    RETRYABLE,
+    DeferredError,
+    Destination,
+    ItemState,
+    ItemStatus,
+    RunKind,
+    RunStatus,
+    Source,
+    StateStore,
+)
+from .depositor import Depositor, DepositPolicy, Outcome
+from .errors import MassDeletionError, SyncError, redact
+from .linker import DEFAULT_PREFERENCE, LinkGraph, build_item
+from .model import Item
 from .planner import DELETE, UNCHANGED, ItemPlan, plan_item
 from .progress import Progress
-from .state import DELETED, FAILED, RETRYABLE, ItemState, State
-from .sword.client import SwordClient
 
 log = logging.getLogger(__name__)
+
+COUNTS = ("created", "updated", "deleted", "unchanged", "failed", "skipped", "waiting")
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the engine needs from a pipeline (the protocols' settings live with them)."""
+
+    name: str = "default"
+    collection: str = ""  # the default destination collection
+    collections: Mapping[str, str] = field(default_factory=dict)  # source collection -> dest
+    metadata_preference: Sequence[str] = DEFAULT_PREFERENCE
+    unlinked: Literal["deposit", "skip"] = "deposit"
+    workers: int = 4
+    limit: int | None = None
+    overlap_seconds: int = 300
+    max_delete_share: float = 0.5
+    policy: DepositPolicy = field(default_factory=DepositPolicy)
 
 
 @dataclass
@@ -43,128 +66,120 @@ class RunResult:
     """What a run did; ``exit_code`` 0 when every item synced, 1 when some failed."""
 
     run_id: int
-    kind: str
-    status: str
+    kind: RunKind
+    status: RunStatus
     counts: dict[str, int] = field(default_factory=dict)
     message: str | None = None
 
     @property
     def exit_code(self) -> int:
         """0: everything synced, or stopped at --limit as asked; 1: failures or stopped."""
-        return 0 if self.status in ("ok", "limited") else 1
+        return 0 if self.status in (RunStatus.OK, RunStatus.LIMITED) else 1
 
 
 @dataclass(frozen=True)
 class PassResult:
-    """How far a pass got: ``complete`` = every document read; ``limited`` = stopped at
-    --limit; ``cursor`` = where the next incremental run starts, if this pass earns it."""
+    """How far a pass got: ``complete`` = everything read; ``limited`` = stopped at --limit;
+    ``cursor`` = where the next incremental run starts, if this pass earns it."""
 
     complete: bool
     limited: bool
     cursor: str | None
 
 
-class Engine:
-    """Runs one pipeline against its state DB."""
+class Counts:
+    """Per-run counters shared by the workers."""
 
-    def __init__(self, pipeline: Pipeline, state: State, *, progress: bool = True) -> None:
-        self.p = pipeline
+    def __init__(self) -> None:
+        self.values = dict.fromkeys(COUNTS, 0)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.values[name] += n
+
+    def __getitem__(self, name: str) -> int:
+        return self.values[name]
+
+
+class Engine:
+    """Runs one pipeline: a source, a destination, the state DB."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        source: Source,
+        destination: Destination,
+        state: StateStore,
+        *,
+        progress: bool = True,
+        requests_sent: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.s = settings
+        self.source = source
+        self.dest = destination
         self.state = state
         self.show_progress = progress
-        settings = HttpSettings(
-            connect_timeout=pipeline.connect_timeout,
-            read_timeout=pipeline.read_timeout,
-            attempts=pipeline.attempts,
-            max_retry_seconds=pipeline.max_retry_seconds,
-            backoff_initial=pipeline.backoff_initial,
-            per_host_concurrency=pipeline.per_host_concurrency or pipeline.workers,
-            per_host_rate=pipeline.per_host_rate,
-            verify=(pipeline.ca_bundle or True) if pipeline.verify_tls else False,
-            pool_size=max(4, pipeline.workers * 2),
-        )
-        allowed = {host_key(pipeline.source)}
-        allowed |= {host_key(h if "://" in h else f"http://{h}") for h in pipeline.allowed_hosts}
-        dest = [pipeline.collection, *pipeline.collections.values()]
-        if pipeline.service_document:
-            dest.append(pipeline.service_document)
-        allowed |= {host_key(u) for u in dest}
-        self.http = Http(settings=settings, allowed_hosts=allowed)
-        password = pipeline.password()
-        if pipeline.username:
-            for url in dest:
-                self.http.set_auth(url, pipeline.username, password or "")
-        self.sword = SwordClient(self.http, on_behalf_of=pipeline.on_behalf_of or None)
-        # list entries and index members refused while reading (reported, then skipped)
-        self._list_errors: list[SyncError] = []
-        self.reader = ListReader(
-            self.http,
-            max_bytes=pipeline.max_list_bytes,
-            max_entries=pipeline.max_list_entries,
-            on_error=self._list_errors.append,
-        )
-        self.fetcher = Fetcher(self.http, max_file_size=pipeline.max_file_size)
-        self._counts_lock = threading.Lock()
+        self.requests_sent = requests_sent
 
     # -- runs --------------------------------------------------------------------------------
-    def _begin(self, kind: str, comment: str | None) -> tuple[int, dict[str, int]]:
-        run_id = self.state.start_run(kind, self.p.name, comment)
+    def _begin(self, kind: RunKind, comment: str | None) -> tuple[int, Counts]:
+        run_id = self.state.start_run(kind, self.s.name, comment)
         self.state.mark_interrupted(keep=run_id)
-        counts = dict.fromkeys(
-            ("created", "updated", "deleted", "unchanged", "failed", "skipped"), 0
-        )
-        return run_id, counts
+        self.dest.open_run(run_id)
+        return run_id, Counts()
 
     def _end(
         self,
         run_id: int,
-        kind: str,
-        counts: dict[str, int],
+        kind: RunKind,
+        counts: Counts,
         *,
         partial: bool = False,
         limited: bool = False,
         message: str | None = None,
         cursor: str | None = None,
     ) -> RunResult:
-        counts["requests"] = self.http.requests_sent
+        self.dest.close_run()
+        values = dict(counts.values, requests=self.requests_sent())
         if counts["failed"] or partial:
-            status = "partial"
+            status = RunStatus.PARTIAL
         else:
-            status = "limited" if limited else "ok"
-        self.state.finish_run(run_id, status, counts, message, cursor)
-        return RunResult(run_id, kind, status, counts, message)
+            status = RunStatus.LIMITED if limited else RunStatus.OK
+        waiting = self.dest.waiting()
+        if waiting and not message:
+            message = "waiting to be imported: " + ", ".join(waiting)
+        self.state.finish_run(run_id, status, values, message, cursor)
+        return RunResult(run_id, kind, status, values, message)
 
-    def _abort(self, run_id: int, kind: str, counts: dict[str, int], exc: SyncError) -> RunResult:
+    def _abort(self, run_id: int, kind: RunKind, counts: Counts, exc: SyncError) -> RunResult:
+        self.dest.close_run()
         self.state.record_error(run_id, None, exc)
-        counts["requests"] = self.http.requests_sent
-        self.state.finish_run(run_id, "failed", counts, exc.describe())
-        return RunResult(run_id, kind, "failed", counts, exc.describe())
+        values = dict(counts.values, requests=self.requests_sent())
+        self.state.finish_run(run_id, RunStatus.FAILED, values, exc.describe())
+        return RunResult(run_id, kind, RunStatus.FAILED, values, exc.describe())
 
     def check_destination(self) -> None:
-        """Read the service document once: the collections exist, limits are known."""
-        if not self.p.service_document:
-            return
-        sd = self.sword.service_document(self.p.service_document)
-        for col in {self.p.collection, *self.p.collections.values()}:
-            if col not in sd.collections:
-                raise ConfigError(
-                    "the service document does not list this collection",
-                    resource=col,
-                    hint="collections offered: " + ", ".join(sorted(sd.collections)) or "none",
-                )
+        """The destination is reachable and has every collection the pipeline names."""
+        self.dest.check({self.s.collection, *self.s.collections.values()})
+
+    def _record_errors(self, run_id: int, errors: list[SyncError]) -> None:
+        for exc in errors:
+            self.state.record_error(run_id, None, exc)
+            log.error("%s", exc.describe())
 
     # -- baseline ----------------------------------------------------------------------------
     def baseline(self, comment: str | None = None, *, force_delete: bool = False) -> RunResult:
-        run_id, counts = self._begin("baseline", comment)
-        self.state.set_json("pipeline", self.p.to_json())
+        run_id, counts = self._begin(RunKind.BASELINE, comment)
         try:
             self.check_destination()
             result = self._full_pass(run_id, counts, force_delete)
         except SyncError as exc:
-            return self._abort(run_id, "baseline", counts, exc)
-        return self._finish_pass(run_id, "baseline", counts, result)
+            return self._abort(run_id, RunKind.BASELINE, counts, exc)
+        return self._finish_pass(run_id, RunKind.BASELINE, counts, result)
 
     def _finish_pass(
-        self, run_id: int, kind: str, counts: dict[str, int], result: PassResult | None
+        self, run_id: int, kind: RunKind, counts: Counts, result: PassResult | None
     ) -> RunResult:
         """A pass that did not read everything, or stopped at --limit, keeps the old cursor,
         so the next run (or ``replay``) sees the same changes again."""
@@ -174,7 +189,7 @@ class Engine:
         if not result.complete:
             message = "not everything could be read; the next run continues from the same point"
         elif result.limited:
-            message = f"stopped at --limit {self.p.limit}; the next run continues"
+            message = f"stopped at --limit {self.s.limit}; the next run continues"
         earned = result.complete and not result.limited
         return self._end(
             run_id,
@@ -186,161 +201,83 @@ class Engine:
             message=message,
         )
 
-    def _full_pass(self, run_id: int, counts: dict[str, int], force_delete: bool) -> PassResult:
-        """Resource lists into state, unlisted resources gone, every item reconciled."""
-        plan = discover(self.reader, self.p.source)
-        self.state.set_json("source_plan", plan.__dict__)
-        complete, cursor = self._read_resource_lists(plan, run_id)
-        if complete:
+    def _full_pass(self, run_id: int, counts: Counts, force_delete: bool) -> PassResult:
+        """The source's full listing into state, unlisted resources gone, every item
+        reconciled."""
+        listing = self.source.listing()
+        total = self.state.upsert_entries(listing, run_id)
+        self._record_errors(run_id, listing.errors)
+        log.info("read %d entries from %s", total, self.source.location)
+        if listing.complete:
             self._mark_unlisted(run_id, force_delete)
         limited = self._reconcile(run_id, counts, only=None, force_delete=force_delete)
-        return PassResult(complete, limited, cursor)
+        return PassResult(listing.complete, limited, listing.cursor)
 
-    def _change_pass(self, run_id: int, counts: dict[str, int], force_delete: bool) -> PassResult:
+    def _change_pass(self, run_id: int, counts: Counts, force_delete: bool) -> PassResult:
         """Changes since the cursor (minus the overlap) into state, touched items reconciled;
-        without change lists, a full pass."""
-        plan = discover(self.reader, self.p.source)
-        if not plan.change_lists and not plan.changelist_archives:
-            log.info("the source publishes no change list: comparing a fresh resource list")
-            return self._full_pass(run_id, counts, force_delete)
+        a source without a change feed gets a full pass."""
         since_text = self.state.last_successful_cursor()
         since = datetime.fromisoformat(since_text) if since_text else None
         if since is not None:
-            since -= timedelta(seconds=self.p.overlap_seconds)
-        touched, latest, complete = self._apply_change_lists(plan, run_id, since)
+            since -= timedelta(seconds=self.s.overlap_seconds)
+        changes = self.source.changes(since)
+        if changes is None:
+            return self._full_pass(run_id, counts, force_delete)
+        self._record_errors(run_id, changes.errors)
+        if changes.skipped:
+            counts.add("skipped", changes.skipped)
+            for reason in changes.skipped_reasons:
+                log.warning("%s", reason)
+        self.state.upsert_entries(changes.upserts, run_id)
+        touched = {e.loc for e in changes.upserts}
+        gone = []
+        for e in changes.deleted:
+            loc = (
+                e.loc
+                if self.state.is_known(e.loc)
+                else self.source.resolve_deleted(e.loc, self.state.find_by_suffix)
+            )
+            if loc is not None:
+                gone.append(loc)  # else never mirrored: nothing to delete
+        self.state.mark_deleted(gone, run_id)
+        touched.update(gone)
+        log.info(
+            "changes: %d (%d deletions) since %s",
+            len(changes.changes),
+            len(gone),
+            since.isoformat() if since else "the beginning",
+        )
         limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
-        return PassResult(complete, limited, latest.isoformat() if latest else since_text)
-
-    def _read_resource_lists(self, plan: SourcePlan, run_id: int) -> tuple[bool, str]:
-        """Every resource list into state, sitemap by sitemap. (all read?, cursor)."""
-        started = datetime.now(UTC)
-        ats: list[datetime] = []
-        complete = True
-        total = 0
-        for url in plan.resource_lists:
-            try:
-                for info, entries in self.reader.walk(url, expect="resourcelist"):
-                    if info.at:
-                        ats.append(info.at)
-                    try:
-                        total += self.state.upsert_entries(self._inside(entries, run_id), run_id)
-                    except SyncError as exc:  # this document is broken; the index's others count
-                        self._list_errors.append(exc)
-            except SyncError as exc:
-                self._list_errors.append(exc)
-        for refused in self._list_errors:
-            complete = False  # no deletions and no new cursor after a partial read
-            self.state.record_error(run_id, None, refused)
-            log.error("%s", refused.describe())
-        self._list_errors.clear()
-        log.info("read %d list entries from %d resource list(s)", total, len(plan.resource_lists))
-        cursor = min(ats) if ats else started
-        return complete, cursor.isoformat()
-
-    def _inside(self, entries: Iterator[Entry], run_id: int) -> Iterator[Entry]:
-        """Entries whose URL is outside the source's hosts are refused (recorded with the
-        other refused entries when the lists are read: the read is then partial)."""
-        for e in entries:
-            try:
-                self.http.check_allowed(e.loc, what="resource")
-            except SyncError as exc:
-                self._list_errors.append(exc)
-                continue
-            yield e
+        return PassResult(changes.complete, limited, changes.cursor or since_text)
 
     def _mark_unlisted(self, run_id: int, force_delete: bool) -> None:
-        """Resources the fresh lists no longer name are gone (guarded against mass loss)."""
+        """Resources the fresh listing no longer names are gone (guarded against mass loss)."""
         present = self.state.count_resources()
         missing = list(self.state.unseen_present(run_id))
         if missing and len(missing) == present and not force_delete:
             raise MassDeletionError(
                 f"the source now lists none of the {present} resources of the mirror; "
                 "nothing was deleted",
-                resource=self.p.source,
+                resource=self.source.location,
                 hint="check the source; run with --force-delete if it is really empty",
             )
         self.state.mark_deleted(missing, run_id)
 
     # -- incremental -------------------------------------------------------------------------
     def incremental(self, comment: str | None = None, *, force_delete: bool = False) -> RunResult:
-        run_id, counts = self._begin("incremental", comment)
+        run_id, counts = self._begin(RunKind.INCREMENTAL, comment)
         try:
             self.check_destination()
             result = self._change_pass(run_id, counts, force_delete)
         except SyncError as exc:
-            return self._abort(run_id, "incremental", counts, exc)
-        return self._finish_pass(run_id, "incremental", counts, result)
-
-    def _change_entries(
-        self, plan: SourcePlan, run_id: int, since: datetime | None, errors: list[SyncError]
-    ) -> Iterator[Entry]:
-        urls = list(plan.change_lists)
-        for archive in plan.changelist_archives:
-            try:
-                doc = self.reader.fetch(archive)
-                for e in doc.entries():
-                    if since is not None and e.md_until is not None and e.md_until < since:
-                        continue  # a closed list wholly before the cursor
-                    urls.append(e.loc)
-            except SyncError as exc:
-                errors.append(exc)
-        seen: set[str] = set()
-        for url in urls:
-            if url in seen:
-                continue
-            seen.add(url)
-            try:
-                self.http.check_allowed(url, what="change list")
-                for info, entries in self.reader.walk(url, expect="changelist"):
-                    if since is not None and info.until is not None and info.until < since:
-                        for _ in entries:
-                            pass
-                        continue
-                    yield from self._inside(entries, run_id)
-            except SyncError as exc:
-                errors.append(exc)
-
-    def _apply_change_lists(
-        self, plan: SourcePlan, run_id: int, since: datetime | None
-    ) -> tuple[set[str], datetime | None, bool]:
-        errors: list[SyncError] = []
-        changes = collapse(self._change_entries(plan, run_id, since, errors), since)
-        errors.extend(self._list_errors)
-        self._list_errors.clear()
-        for exc in errors:
-            self.state.record_error(run_id, None, exc)
-            log.error("%s", exc.describe())
-        touched: set[str] = set()
-        self.state.upsert_entries(changes.upserts, run_id)
-        touched.update(e.loc for e in changes.upserts)
-        gone = []
-        for e in changes.deleted:
-            loc = e.loc if self.state.is_known(e.loc) else self._resolve_alias(e.loc)
-            if loc is None:
-                continue  # never mirrored: nothing to delete
-            gone.append(loc)
-        self.state.mark_deleted(gone, run_id)
-        touched.update(gone)
-        log.info(
-            "change lists: %d changes (%d deletions) since %s",
-            len(changes.changes),
-            len(gone),
-            since.isoformat() if since else "the beginning",
-        )
-        return touched, changes.latest, not errors
-
-    def _resolve_alias(self, loc: str) -> str | None:
-        for suffix in alias_suffixes(loc):
-            found = self.state.find_by_suffix(suffix)
-            if len(found) == 1:
-                return found[0]
-        return None
+            return self._abort(run_id, RunKind.INCREMENTAL, counts, exc)
+        return self._finish_pass(run_id, RunKind.INCREMENTAL, counts, result)
 
     # -- replay ------------------------------------------------------------------------------
     def replay(self, comment: str | None = None) -> RunResult:
         """Finish an unfinished run (killed, crashed, a document unreadable, --limit), then
         retry every failed or unfinished item. Safe to run any number of times."""
-        run_id, counts = self._begin("replay", comment)
+        run_id, counts = self._begin(RunKind.REPLAY, comment)
         result = None
         try:
             self.check_destination()
@@ -353,28 +290,28 @@ class Engine:
             if keys:
                 self._reconcile(run_id, counts, only=None, keys=keys, force_delete=False)
         except SyncError as exc:
-            return self._abort(run_id, "replay", counts, exc)
-        return self._finish_pass(run_id, "replay", counts, result)
+            return self._abort(run_id, RunKind.REPLAY, counts, exc)
+        return self._finish_pass(run_id, RunKind.REPLAY, counts, result)
 
     # -- undo --------------------------------------------------------------------------------
     def undo(self, target_run: int, comment: str | None = None) -> RunResult:
-        run_id, counts = self._begin("undo", comment or f"undo of run {target_run}")
-        keys = self.state.items_created_in(target_run)
-        from .depositor import Depositor
-
-        dep = Depositor(self.state, self.sword, self.fetcher, self.p, run_id)
-        for key in keys:
+        run_id, counts = self._begin(RunKind.UNDO, comment or f"undo of run {target_run}")
+        dep = self._depositor(run_id)
+        for key in self.state.items_created_in(target_run):
             st = self.state.item(key)
-            if st is None or st.status == DELETED:
+            if st is None or st.status == ItemStatus.DELETED:
                 continue
             try:
-                dep.apply(None, ItemPlan(key, DELETE, recover=not st.edit_iri), "", st)
-                counts["deleted"] += 1
+                dep.apply(None, ItemPlan(key, DELETE, recover=st.container is None), "", st)
+                counts.add("deleted")
             except SyncError as exc:
-                self._failed(run_id, key, exc, counts)
-        return self._end(run_id, "undo", counts)
+                self.item_failed(run_id, key, exc, counts)
+        return self._end(run_id, RunKind.UNDO, counts)
 
     # -- link, plan, deposit -----------------------------------------------------------------
+    def _depositor(self, run_id: int) -> Depositor:
+        return Depositor(self.state, self.source, self.dest, self.s.policy, run_id)
+
     def _desired(self, locs: set[str] | None, keys: set[str] | None) -> Iterator[Item]:
         """Items as the source has them now. With ``locs`` / ``keys`` given, only the items
         that contain one of those locs or have one of those keys (touched items)."""
@@ -385,7 +322,7 @@ class Engine:
         for group in graph.groups():
             if group.kind == "orphan":
                 continue
-            if group.kind == "standalone" and self.p.unlinked == "skip":
+            if group.kind == "standalone" and self.s.unlinked == "skip":
                 continue
             key = self.state.key_for(group.locs)
             if not everything and not (
@@ -394,31 +331,35 @@ class Engine:
             ):
                 continue
             entries = self.state.entries(group.locs)
-            yield build_item(group, entries, preference=self.p.metadata_preference, key=key)
+            yield build_item(group, entries, preference=self.s.metadata_preference, key=key)
 
     def _collection_for(self, item: Item) -> str:
-        if item.collection and item.collection in self.p.collections:
-            return self.p.collections[item.collection]
-        return self.p.collection
+        if item.collection and item.collection in self.s.collections:
+            return self.s.collections[item.collection]
+        return self.s.collection
 
     def _reconcile(
         self,
         run_id: int,
-        counts: dict[str, int],
+        counts: Counts,
         *,
         only: set[str] | None,
         force_delete: bool,
         keys: set[str] | None = None,
     ) -> bool:
         """Plan and carry out; returns True when --limit left work for a later run."""
-        from .depositor import Depositor
-
-        dep = Depositor(self.state, self.sword, self.fetcher, self.p, run_id)
         if only is not None:
             # an item is touched when one of its locs changed, including locs it had before
             keys = (keys or set()) | {self.state.key_for([loc]) or "" for loc in only}
             keys.discard("")
-        pool = _Pool(self, dep, run_id, counts)
+        pool = _Pool(
+            self._depositor(run_id),
+            workers=self.s.workers,
+            limit=self.s.limit,
+            on_done=lambda key, outcome: counts.add(outcome.kind),
+            on_error=lambda key, exc: self.item_failed(run_id, key, exc, counts),
+            progress=self.show_progress,
+        )
         # the keys seen are kept in memory only for a touched subset; a full pass marks them
         # in the state DB (items.seen_run) and finds the unseen ones in SQL
         live: set[str] | None = set() if keys is not None else None
@@ -435,10 +376,10 @@ class Engine:
                 )
                 if live is not None:
                     live.add(item.key)
-                col = st.collection_iri if st and st.collection_iri else self._collection_for(item)
+                col = st.collection if st and st.collection else self._collection_for(item)
                 plan = plan_item(item, st, col)
                 if plan.kind == UNCHANGED:
-                    counts["unchanged"] += 1
+                    counts.add("unchanged")
                 elif not pool.submit(item, plan, col, st):
                     return True  # --limit reached: the rest (and any deletion) waits
             # items that the source no longer has: all known before any is deleted
@@ -454,19 +395,21 @@ class Engine:
                 plan = plan_item(None, st, None)
                 if plan.kind == DELETE:
                     deletions.append((plan, st))
-                elif st.status != DELETED and not st.edit_iri:
+                elif st.status != ItemStatus.DELETED and st.container is None:
                     # gone before it was ever deposited: nothing to remove at the destination
-                    self.state.update_item(key, status=DELETED, deleted_run=run_id)
-            mirrored = sum(n for s, n in self.state.count_items().items() if s != DELETED)
+                    self.state.mark_item_deleted(key, run_id)
+            mirrored = sum(
+                n for s, n in self.state.count_items().items() if s != ItemStatus.DELETED
+            )
             if (
                 deletions
                 and not force_delete
-                and (len(deletions) > self.p.max_delete_share * max(1, mirrored))
+                and (len(deletions) > self.s.max_delete_share * max(1, mirrored))
             ):
                 raise MassDeletionError(
                     f"this run would delete {len(deletions)} of {mirrored} mirrored items, "
-                    f"more than max_delete_share={self.p.max_delete_share}; nothing was deleted",
-                    resource=self.p.source,
+                    f"more than max_delete_share={self.s.max_delete_share}; nothing was deleted",
+                    resource=self.source.location,
                     hint="check the source; run with --force-delete if this is intended",
                 )
             for plan, st in deletions:
@@ -476,91 +419,21 @@ class Engine:
             pool.close()
         return False
 
-    def _failed(self, run_id: int, key: str, exc: SyncError, counts: dict[str, int]) -> None:
+    def item_failed(self, run_id: int, key: str, exc: SyncError, counts: Counts) -> None:
+        """One item failed (or must wait): recorded with its cause, the run goes on."""
+        if isinstance(exc, DeferredError):
+            self.state.record_error(run_id, key, exc)
+            log.info("%s", exc.describe())
+            counts.add("waiting")
+            return
         st = self.state.item(key)
-        status = st.status if st and st.status in ("conflict",) else FAILED
-        self.state.update_item(
-            key,
-            status=status,
-            error=exc.describe(),
-            error_code=exc.code,
-            attempts=(st.attempts if st else 0) + 1,
+        status = (
+            ItemStatus.CONFLICT if st and st.status == ItemStatus.CONFLICT else ItemStatus.FAILED
         )
+        self.state.mark_failed(key, status, exc)
         self.state.record_error(run_id, key, exc)
         log.error("%s", exc.describe())
-        with self._counts_lock:
-            counts["failed"] += 1
-
-
-@dataclass
-class AuditReport:
-    """Differences between source, state DB and destination (empty = in sync)."""
-
-    differences: list[str] = field(default_factory=list)
-    checked_items: int = 0
-    checked_resources: int = 0
-
-    @property
-    def in_sync(self) -> bool:
-        return not self.differences
-
-
-def audit(engine: Engine) -> AuditReport:
-    """Compare the source's resource lists, the state DB and the destination; change nothing."""
-    report = AuditReport()
-    state = engine.state
-    plan = discover(engine.reader, engine.p.source)
-    listed: dict[str, str] = {}
-    for url in plan.resource_lists:
-        for _info, entries in engine.reader.walk(url, expect="resourcelist"):
-            for e in entries:
-                listed[e.loc] = e.fingerprint
-    report.checked_resources = len(listed)
-    recorded = {loc: e.fingerprint for loc, e in _present_entries(state)}
-    for loc in sorted(listed.keys() - recorded.keys()):
-        report.differences.append(f"source lists a resource the mirror lacks: {loc}")
-    for loc in sorted(recorded.keys() - listed.keys()):
-        report.differences.append(f"mirror holds a resource the source no longer lists: {loc}")
-    for loc in sorted(listed.keys() & recorded.keys()):
-        if listed[loc] != recorded[loc]:
-            report.differences.append(f"resource changed at the source since the last sync: {loc}")
-    for key in state.item_keys():
-        st = state.item(key)
-        if st is None:
-            continue
-        if st.status == DELETED:
-            continue
-        report.checked_items += 1
-        if st.status != "complete":
-            report.differences.append(f"item {key} is {st.status}: {st.error or ''}".rstrip(": "))
-            continue
-        if st.stale:
-            report.differences.append(f"item {key} is stale (destination refused changes)")
-        if not st.statement_iri:
-            continue
-        try:
-            statement = engine.sword.statement(st.statement_iri)
-        except SyncError as exc:
-            report.differences.append(f"item {key}: cannot read its statement: {exc.describe()}")
-            continue
-        held = sorted(f.name for f in statement.files)
-        wanted = sorted(f.filename or "" for f in st.files.values())
-        if held != wanted:
-            report.differences.append(
-                f"item {key}: destination holds {held}, the state DB expects {wanted}"
-            )
-    return report
-
-
-def _present_entries(state: State) -> Iterator[tuple[str, Entry]]:
-    batch: list[str] = []
-    for loc, _links in state.iter_link_records():
-        batch.append(loc)
-        if len(batch) >= 1000:
-            yield from state.entries(batch).items()
-            batch = []
-    if batch:
-        yield from state.entries(batch).items()
+        counts.add("failed")
 
 
 # Workers spend their time waiting on the network; what they share is the state DB, whose
@@ -574,18 +447,26 @@ class _Pool:
     """Bounded worker pool: at most ``workers`` items in progress and ``2 x workers`` queued,
     at most ``limit`` items per run; one item's failure never stops the others."""
 
-    def __init__(self, engine: Engine, dep: Any, run_id: int, counts: dict[str, int]) -> None:
-        if engine.p.workers > 1:
+    def __init__(
+        self,
+        dep: Depositor,
+        *,
+        workers: int,
+        limit: int | None,
+        on_done: Callable[[str, Outcome], None],
+        on_error: Callable[[str, SyncError], None],
+        progress: bool,
+    ) -> None:
+        if workers > 1:
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-        self.engine = engine
         self.dep = dep
-        self.run_id = run_id
-        self.counts = counts
-        self.limit = engine.p.limit
+        self.limit = limit
+        self.on_done = on_done
+        self.on_error = on_error
         self.submitted = 0
-        self.progress = Progress("sync") if engine.show_progress else None
-        self._sem = threading.BoundedSemaphore(engine.p.workers * 2)
-        self._executor = ThreadPoolExecutor(max_workers=engine.p.workers, thread_name_prefix="rsw")
+        self.progress = Progress("sync") if progress else None
+        self._sem = threading.BoundedSemaphore(workers * 2)
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rsw")
         self._futures: list[Future[None]] = []
 
     def submit(self, item: Item | None, plan: ItemPlan, col: str, st: ItemState | None) -> bool:
@@ -599,20 +480,18 @@ class _Pool:
         return True
 
     def _task(self, item: Item | None, plan: ItemPlan, col: str, st: ItemState | None) -> None:
-        engine, failed = self.engine, False
+        failed = False
         try:
-            outcome = self.dep.apply(item, plan, col, st)
-            with engine._counts_lock:
-                self.counts[outcome.kind] += 1
+            self.on_done(plan.key, self.dep.apply(item, plan, col, st))
         except SyncError as exc:
-            failed = True
-            engine._failed(self.run_id, plan.key, exc, self.counts)
+            failed = not isinstance(exc, DeferredError)
+            self.on_error(plan.key, exc)
         except Exception as exc:  # a bug must not stop the other items
             failed = True
             err = SyncError(f"internal error: {exc!r}", resource=plan.key)
             err.code = "internal"
             log.debug("%s", redact(traceback.format_exc()))
-            engine._failed(self.run_id, plan.key, err, self.counts)
+            self.on_error(plan.key, err)
         finally:
             self._sem.release()
             if self.progress:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
 
+from .contracts import FileState, FileStatus, ItemState, ItemStatus
 from .model import Item
-from .state import COMPLETE, DELETED, FileState, ItemState
 
-CREATE, RESUME, UPDATE, DELETE, UNCHANGED = "create", "resume", "update", "delete", "unchanged"
+
+class PlanKind(StrEnum):
+    CREATE = "create"
+    RESUME = "resume"  # an unfinished item: finish it, checking what already landed
+    UPDATE = "update"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+
+
+CREATE, RESUME, UPDATE, DELETE, UNCHANGED = PlanKind
 
 
 @dataclass(frozen=True)
@@ -21,7 +31,7 @@ class ItemPlan:
     """The actions for one item. ``recover``: a create may have landed unseen (crash)."""
 
     key: str
-    kind: str
+    kind: PlanKind
     replace_metadata: bool = False
     add: tuple[str, ...] = ()  # file locs to upload
     replace: tuple[str, ...] = ()  # file locs whose content changed
@@ -52,27 +62,29 @@ def plan_item(item: Item | None, state: ItemState | None, collection_iri: str | 
     if item is None:
         if state is None:
             raise ValueError("plan_item needs an item or a recorded state")
-        if state.status == DELETED or (not state.edit_iri and not state.create_pending):
+        if state.status == ItemStatus.DELETED or (
+            state.container is None and not state.create_pending
+        ):
             return ItemPlan(state.key, UNCHANGED)
-        return ItemPlan(state.key, DELETE, recover=not state.edit_iri)
+        return ItemPlan(state.key, DELETE, recover=state.container is None)
     wanted = [f.loc for f in item.files]
-    if state is None or state.status == DELETED or not state.edit_iri:
+    if state is None or state.status == ItemStatus.DELETED or state.container is None:
         return ItemPlan(
             item.key,
             CREATE,
             add=tuple(wanted),
             complete=True,
-            recover=bool(state and state.create_pending and state.status != DELETED),
+            recover=bool(state and state.create_pending and state.status != ItemStatus.DELETED),
         )
     fp = metadata_fingerprint(item, collection_iri)
     files = {f.loc: f for f in item.files}
     # an item left unfinished (crash, failure) may hold uploads whose answer was lost: every
     # upload it still needs is looked for in its statement first
-    unfinished = state.status != COMPLETE
+    unfinished = state.status != ItemStatus.COMPLETE
     add, replace, verify = [], [], []
     for loc in wanted:
         recorded = state.files.get(loc)
-        if recorded is None or recorded.status != "uploaded":
+        if recorded is None or recorded.status != FileStatus.UPLOADED:
             add.append(loc)
             if unfinished or recorded is not None:
                 verify.append(loc)
@@ -81,7 +93,7 @@ def plan_item(item: Item | None, state: ItemState | None, collection_iri: str | 
     remove = tuple(f for loc, f in sorted(state.files.items()) if loc not in files)
     replace_md = fp != state.metadata_fp
     changed = bool(replace_md or add or replace or remove)
-    if state.status != COMPLETE:
+    if state.status != ItemStatus.COMPLETE:
         kind = RESUME
     else:
         kind = UPDATE if changed else UNCHANGED

@@ -17,7 +17,7 @@ from resync.sitemap import Sitemap
 from resync.w3c_datetime import str_to_datetime
 
 from sync.http import Http
-from sync.lists import ListReader, parse_datetime
+from sync.sources.resourcesync.lists import ListReader, parse_datetime
 from tests.servers.fixtures import SourceModel
 
 

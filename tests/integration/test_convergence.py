@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from sync.config import Pipeline
-from sync.engine import Engine
+from sync.registry import assemble
 from sync.state import State
 from tests.conftest import PASSWORD, expected_snapshot, snapshot
 from tests.servers.base import FaultPolicy
@@ -40,11 +40,13 @@ class MirrorMachine(RuleBasedStateMachine):
         self.sword = SwordServer(self.tmp / "sword", password=PASSWORD).start()
         self.pipeline = Pipeline(
             name="sm",
-            source=self.src.base_url + "/",
-            collection=self.sword.col_iri("default"),
-            service_document=self.sword.sd_iri,
-            username="sword",
-            password_env="RSW_STATE_MACHINE_PASSWORD",
+            source={"url": self.src.base_url + "/"},
+            destination={
+                "collection": self.sword.col_iri("default"),
+                "service_document": self.sword.sd_iri,
+                "username": "sword",
+                "password_env": "RSW_STATE_MACHINE_PASSWORD",
+            },
             per_host_rate=0,
             workers=3,
             attempts=2,
@@ -57,8 +59,9 @@ class MirrorMachine(RuleBasedStateMachine):
         self.run("baseline")
 
     def run(self, kind: str) -> None:
-        engine = Engine(self.pipeline, self.state, progress=False)
-        getattr(engine, kind)()
+        asm = assemble(self.pipeline, self.state, progress=False)
+        getattr(asm.engine, kind)()
+        asm.close()
         self.synced = True
 
     def keys(self, *styles: str) -> list[str]:

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sync.crosswalk import DCRecord
-from sync.errors import DepositError
-from sync.sword.atom import (
+from sync.destinations.sword.atom import (
     ATOM,
     build_entry,
     container_id,
@@ -20,6 +19,7 @@ from sync.sword.atom import (
     parse_service_document,
     parse_statement,
 )
+from sync.errors import DepositError
 
 DCT = "http://purl.org/dc/terms/"
 A = f"{{{ATOM}}}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import Pipeline, load_pipeline, parse_size, read_secret_file
+from sync.config import Pipeline, load_pipeline, parse_size, read_password, read_secret_file
 from sync.errors import ConfigError, SyncError, redact, register_secret
 from sync.linker import DEFAULT_PREFERENCE
 
@@ -43,14 +43,15 @@ def write(tmp_path: Path, text: str, name: str = "mirror.toml") -> Path:
 def test_load_pipeline_with_all_tables(tmp_path: Path) -> None:
     p = load_pipeline(write(tmp_path, GOOD))
     assert p.name == "mirror"
-    assert p.source == "https://src.example/.well-known/resourcesync"
+    assert (p.source_type, p.destination_type) == ("resourcesync", "sword")
+    assert p.source_location == "https://src.example/.well-known/resourcesync"
     assert p.collection == "https://dest.example/sword/collection/default"
-    assert p.service_document == "https://dest.example/sword/servicedocument"
-    assert p.username == "mirror"
-    assert p.password_env == "MY_SWORD_PW"
+    assert p.destination["service_document"] == "https://dest.example/sword/servicedocument"
+    assert p.destination["username"] == "mirror"
+    assert p.destination["password_env"] == "MY_SWORD_PW"
     assert p.workers == 8
     assert p.max_file_size == 2 * 2**30
-    assert p.max_list_bytes == 10_000_000
+    assert p.source["max_list_bytes"] == 10_000_000
     assert p.metadata_preference == ["dim", "qdc"]
     assert p.on_archived == "skip"
     assert p.unlinked == "skip"
@@ -62,7 +63,7 @@ def test_load_pipeline_with_all_tables(tmp_path: Path) -> None:
 
 
 def test_defaults() -> None:
-    p = Pipeline(source="https://s/", collection="https://d/col")
+    p = Pipeline(source={"url": "https://s/"}, destination={"collection": "https://d/col"})
     p.validate()
     assert p.metadata_preference == list(DEFAULT_PREFERENCE)
     assert p.max_file_size == 4 * 2**30
@@ -146,14 +147,13 @@ def test_parse_size_refuses(value: str) -> None:
 
 def test_password_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RSW_TEST_PW", "env-secret-123")
-    p = Pipeline(password_env="RSW_TEST_PW")
-    assert p.password() == "env-secret-123"
+    assert read_password("RSW_TEST_PW", None) == "env-secret-123"
     assert redact("auth env-secret-123 failed") == "auth *** failed"
 
 
 def test_no_password_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RSW_TEST_NONE", raising=False)
-    assert Pipeline(password_env="RSW_TEST_NONE").password() is None
+    assert read_password("RSW_TEST_NONE", None) is None
 
 
 def test_env_wins_over_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -161,13 +161,9 @@ def test_env_wins_over_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     secret.write_text("file-secret-xyz\n")
     os.chmod(secret, 0o600)
     monkeypatch.setenv("RSW_TEST_PW2", "env-wins-456")
-    assert Pipeline(password_env="RSW_TEST_PW2", password_file=str(secret)).password() == (
-        "env-wins-456"
-    )
+    assert read_password("RSW_TEST_PW2", str(secret)) == "env-wins-456"
     monkeypatch.delenv("RSW_TEST_PW2")
-    assert Pipeline(password_env="RSW_TEST_PW2", password_file=str(secret)).password() == (
-        "file-secret-xyz"
-    )
+    assert read_password("RSW_TEST_PW2", str(secret)) == "file-secret-xyz"
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
@@ -187,8 +183,7 @@ def test_password_file_0600_is_accepted(tmp_path: Path, monkeypatch: pytest.Monk
     os.chmod(secret, 0o600)
     assert read_secret_file(secret) == "file-secret-ok-789"
     monkeypatch.delenv("RSW_UNSET", raising=False)
-    p = Pipeline(password_env="RSW_UNSET", password_file=str(secret))
-    assert p.password() == "file-secret-ok-789"
+    assert read_password("RSW_UNSET", str(secret)) == "file-secret-ok-789"
     # registered: errors never show it
     err = SyncError("login with file-secret-ok-789 refused", resource="https://d/")
     assert "file-secret-ok-789" not in str(err)
@@ -212,10 +207,97 @@ def test_register_secret_and_redact() -> None:
 
 
 def test_to_json_round_trip() -> None:
-    p = Pipeline(source="https://s/", collection="https://d/c", limit=5, workers=3)
+    p = Pipeline(
+        source={"url": "https://s/"},
+        destination={"collection": "https://d/c"},
+        limit=5,
+        workers=3,
+    )
     data = p.to_json()
-    assert "limit" not in data
+    assert "limit" not in data["options"]
     q = Pipeline.from_json({**data, "future_setting": 1})
     assert q.workers == 3
     assert q.limit is None
     assert q.source == p.source
+
+
+def test_first_release_state_json_is_read() -> None:
+    """State DBs written by release 0.1 keep one flat table; it reads as the same pipeline."""
+    flat = {
+        "name": "old",
+        "source": "https://s/rs/",
+        "collection": "https://d/col",
+        "service_document": "https://d/sd",
+        "username": "u",
+        "password_env": "PW",
+        "workers": 6,
+        "max_list_entries": 10,
+        "collections": {"https://s/h/1": "https://d/col2"},
+        "verify_tls": True,
+        "some_removed_setting": 1,
+    }
+    p = Pipeline.from_json(flat)
+    assert (p.name, p.source_type, p.destination_type) == ("old", "resourcesync", "sword")
+    assert p.source == {"url": "https://s/rs/", "max_list_entries": 10}
+    assert p.destination == {
+        "collection": "https://d/col",
+        "service_document": "https://d/sd",
+        "username": "u",
+        "password_env": "PW",
+    }
+    assert p.workers == 6
+    assert p.collections == {"https://s/h/1": "https://d/col2"}
+
+
+NEW = """
+[source]
+type = "resourcesync"
+url = "https://src.example/rs/"
+max_list_entries = 1000
+
+[destination]
+type = "sword"
+collection = "https://dest.example/col/1"
+
+[options]
+workers = 8
+"""
+
+
+def test_typed_tables() -> None:
+    import tomllib
+
+    from sync.config import _from_document
+
+    p = _from_document(tomllib.loads(NEW), name="n", where="n.toml")
+    p.validate()
+    assert p.source == {
+        "url": "https://src.example/rs/",
+        "max_list_entries": 1000,
+        "max_list_bytes": 60 * 2**20,
+    }
+    assert p.destination["collection"] == "https://dest.example/col/1"
+    assert p.workers == 8
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (("workers = 8", 'workers = "8"'), "options.workers"),
+        (("workers = 8", "limit = -1"), "options.limit"),
+        (("workers = 8", "wrokers = 8"), "options.wrokers"),
+        (("max_list_entries = 1000", "max_list_entries = 0"), "source.max_list_entries"),
+        (("max_list_entries = 1000", "max_entries = 5"), "source.max_entries"),
+        (('type = "resourcesync"', 'type = "gopher"'), "source.type"),
+        (('type = "sword"', 'type = "ftp"'), "destination.type"),
+        (('collection = "https://dest.example/col/1"', "collection = 3"), "destination.collection"),
+        (("workers = 8", "per_host_rate = true"), "options.per_host_rate"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, change: tuple[str, str], key: str) -> None:
+    text = NEW.replace(*change)
+    assert text != NEW
+    with pytest.raises(ConfigError) as info:
+        load_pipeline(write(tmp_path, text))
+    assert key in str(info.value)
+    assert info.value.exit_code == 2

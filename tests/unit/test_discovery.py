@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sync.discovery import discover
 from sync.errors import DiscoveryError, DocumentError, OutsideSourceError
 from sync.http import Http, HttpSettings, host_key
-from sync.lists import ListReader
+from sync.sources.resourcesync.discovery import discover
+from sync.sources.resourcesync.lists import ListReader
 from tests.servers.fixtures import SourceModel
 from tests.servers.rs_source import ResourceSyncSource
 

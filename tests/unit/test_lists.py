@@ -12,8 +12,8 @@ import pytest
 
 from sync.errors import DocumentError, OutsideSourceError
 from sync.http import Http, HttpSettings, host_key
-from sync.lists import ListReader, parse_datetime, parse_hashes, read_header
 from sync.model import Link
+from sync.sources.resourcesync.lists import ListReader, parse_datetime, parse_hashes, read_header
 
 NS = (
     'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
@@ -310,7 +310,7 @@ def test_external_entity_is_refused_and_not_read(tmp_path: Path, target: str) ->
     assert "TOP-SECRET-MARKER" not in str(info.value)
     assert "root:" not in str(info.value)
     # the entries path refuses it too
-    from sync.lists import _iter_entries
+    from sync.sources.resourcesync.lists import _iter_entries
 
     with pytest.raises(DocumentError):
         list(_iter_entries(path, "https://s/xxe.xml", 10))
@@ -433,7 +433,7 @@ def test_index_member_outside_the_source_is_refused(tmp_path: Path, files: _File
 
 
 def test_relative_locs_and_link_hrefs_are_read_against_the_document(tmp_path) -> None:
-    from sync.lists import _iter_entries
+    from sync.sources.resourcesync.lists import _iter_entries
 
     doc = tmp_path / "rl.xml"
     doc.write_text(

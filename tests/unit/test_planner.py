@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from sync.contracts import Container, FileState, ItemState
 from sync.model import Entry, Item
 from sync.planner import (
     CREATE,
@@ -16,7 +17,7 @@ from sync.planner import (
     plan_item,
     slug_for,
 )
-from sync.state import COMPLETE, CONFLICT, DELETED, FAILED, IN_PROGRESS, FileState, ItemState
+from sync.state.sqlite import COMPLETE, CONFLICT, DELETED, FAILED, IN_PROGRESS
 
 COL = "https://dest.example/sword/collection/default"
 REC = "https://src.example/resource/1/2/qdc"
@@ -39,7 +40,7 @@ def uploaded(e: Entry, status: str = "uploaded") -> FileState:
         filename=e.loc.rsplit("/", 1)[-1],
         md5=e.hash("md5"),
         fingerprint=e.fingerprint,
-        file_iri=f"https://dest.example/file/{e.loc.rsplit('/', 1)[-1]}",
+        ref=f"https://dest.example/file/{e.loc.rsplit('/', 1)[-1]}",
         status=status,
     )
 
@@ -48,10 +49,11 @@ def synced_state(item: Item, **kw: object) -> ItemState:
     base = ItemState(
         key=item.key,
         status=COMPLETE,
-        collection_iri=COL,
-        edit_iri="https://dest.example/edit/1",
-        em_iri="https://dest.example/em/1",
-        se_iri="https://dest.example/edit/1",
+        collection=COL,
+        container=Container(
+            "https://dest.example/edit/1",
+            {"em_iri": "https://dest.example/em/1", "se_iri": "https://dest.example/edit/1"},
+        ),
         metadata_fp=metadata_fingerprint(item, COL),
         files={f.loc: uploaded(f) for f in item.files},
     )
@@ -105,7 +107,7 @@ def test_files_added_replaced_removed() -> None:
     assert plan.add == (F3,)
     assert plan.replace == (F1,)
     assert [f.loc for f in plan.remove] == [F2]
-    assert plan.remove[0].file_iri == "https://dest.example/file/f2"
+    assert plan.remove[0].ref == "https://dest.example/file/f2"
     assert plan.verify == ()
 
 

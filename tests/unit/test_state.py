@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from sync.contracts import Container, FileState
 from sync.errors import ConfigError, FetchError, register_secret
 from sync.model import Entry, Link
-from sync.state import (
-    COMPLETE,
-    CREATING,
-    FAILED,
-    IN_PROGRESS,
-    PENDING,
-    SCHEMA_VERSION,
-    FileState,
-    RunLock,
-    State,
-)
+from sync.state import SCHEMA_VERSION, RunLock, State
+from sync.state.sqlite import COMPLETE, CREATING, FAILED, IN_PROGRESS
 
 T = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -31,6 +23,19 @@ def state(tmp_path: Path) -> Iterator[State]:
     s = State(tmp_path / "sub" / "p.sqlite")
     yield s
     s.close()
+
+
+def changed_locs_since(state: State, run_id: int) -> set[str]:
+    """The locs whose content or links changed in a run at or after ``run_id``."""
+    rows = state.db.execute("SELECT loc FROM resources WHERE changed_run>=?", (run_id,))
+    return {r[0] for r in rows}
+
+
+def member_locs(state: State, key: str) -> list[tuple[str, str]]:
+    rows = state.db.execute(
+        "SELECT loc, role FROM members WHERE item_key=? ORDER BY role, loc", (key,)
+    )
+    return [(r[0], r[1]) for r in rows]
 
 
 def e(loc: str, md5: str = "a" * 32, **kw: object) -> Entry:
@@ -46,7 +51,8 @@ def test_schema_created_with_version(tmp_path: Path) -> None:
     assert path.exists()
     assert s.get_meta("schema_version") == str(SCHEMA_VERSION)
     tables = {r[0] for r in s.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"meta", "runs", "resources", "members", "items", "files", "journal", "errors"} <= tables
+    assert {"meta", "runs", "resources", "members", "items", "files", "errors"} <= tables
+    assert "journal" not in tables  # write-only in v1/v2: dropped by the v3 migration
     assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     s.close()
     # reopening keeps the data and the version
@@ -104,13 +110,13 @@ def test_upsert_entries_idempotent_and_change_tracking(state: State) -> None:
     assert state.upsert_entries(entries, 1) == 2
     assert state.upsert_entries(entries, 2) == 2
     assert state.count_resources() == 2
-    assert state.changed_locs_since(1) == {"https://s/a", "https://s/b"}
-    assert state.changed_locs_since(2) == set(), "same entries again: nothing changed"
+    assert changed_locs_since(state, 1) == {"https://s/a", "https://s/b"}
+    assert changed_locs_since(state, 2) == set(), "same entries again: nothing changed"
     # a change of hash, length, lastmod or links marks the resource changed in that run
     state.upsert_entries([e("a", md5="b" * 32, lastmod=T, length=3, links=links), e("b")], 3)
-    assert state.changed_locs_since(3) == {"https://s/a"}
+    assert changed_locs_since(state, 3) == {"https://s/a"}
     state.upsert_entries([e("b", links=(Link("collection", "https://s/c"),))], 4)
-    assert state.changed_locs_since(4) == {"https://s/b"}
+    assert changed_locs_since(state, 4) == {"https://s/b"}
     assert state.count_resources() == 2
 
 
@@ -154,12 +160,12 @@ def test_mark_deleted_and_reappear(state: State) -> None:
     assert state.count_resources(present_only=False) == 2
     assert state.is_known("https://s/a")
     assert not state.is_known("https://s/nope")
-    assert state.changed_locs_since(2) == {"https://s/a"}
+    assert changed_locs_since(state, 2) == {"https://s/a"}
     assert [loc for loc, _ in state.iter_link_records()] == ["https://s/b"]
     # listed again: present and changed
     state.upsert_entries([e("a")], 4)
     assert state.count_resources() == 2
-    assert state.changed_locs_since(4) == {"https://s/a"}
+    assert changed_locs_since(state, 4) == {"https://s/a"}
 
 
 def test_unseen_present(state: State) -> None:
@@ -183,7 +189,7 @@ def test_key_for_and_set_members(state: State) -> None:
     assert state.key_for(["https://s/rec", "https://s/f"]) is None
     state.set_members("K1", ["https://s/rec"], ["https://s/f1", "https://s/f2"])
     assert state.key_for(["https://s/other", "https://s/f2"]) == "K1"
-    assert state.member_locs("K1") == [
+    assert member_locs(state, "K1") == [
         ("https://s/f1", "file"),
         ("https://s/f2", "file"),
         ("https://s/rec", "metadata"),
@@ -191,75 +197,76 @@ def test_key_for_and_set_members(state: State) -> None:
     # a resource moves to another item
     state.set_members("K2", [], ["https://s/f2"])
     assert state.key_for(["https://s/f2"]) == "K2"
-    assert ("https://s/f2", "file") not in state.member_locs("K1")
+    assert ("https://s/f2", "file") not in member_locs(state, "K1")
 
 
-def test_update_item_and_set_file_round_trip(state: State) -> None:
+def test_deposit_steps_round_trip(state: State) -> None:
     assert state.item("K") is None
-    state.update_item("K", collection_iri="https://d/col", slug="rsw-1", create_pending=1)
+    state.record_intent("K", collection="https://d/col", title="Title ü", run_id=3)
     st = state.item("K")
     assert st is not None
-    assert st.status == PENDING
+    assert st.status == CREATING
     assert st.create_pending is True
-    assert st.slug == "rsw-1"
-    state.update_item(
-        "K",
-        status=IN_PROGRESS,
-        edit_iri="https://d/edit/1",
-        em_iri="https://d/em/1",
-        se_iri="https://d/edit/1",
-        statement_iri="https://d/statement/1",
-        metadata_fp="fp1",
-        title="Title ü",
-        create_pending=0,
-        created_run=3,
+    assert st.collection == "https://d/col"
+    assert st.container is None
+    container = Container(
+        "https://d/edit/1",
+        {
+            "em_iri": "https://d/em/1",
+            "se_iri": "https://d/edit/1",
+            "statement_iri": "https://d/statement/1",
+        },
     )
-    state.set_file("K", "https://s/f1", status="uploading", run_id=3, filename="a.pdf", md5="m1")
-    state.set_file(
+    state.record_container("K", container, metadata_fp="fp1", title="Title ü")
+    assert state.owns_container("https://d/edit/1")
+    assert not state.owns_container("https://d/edit/2")
+    state.file_uploaded(
         "K",
         "https://s/f1",
-        status="uploaded",
         run_id=3,
         filename="a.pdf",
         md5="m1",
-        fingerprint="md5:m1",
-        file_iri="https://d/file/1",
         size=10,
         content_type="application/pdf",
+        fingerprint="md5:m1",
+        ref="https://d/file/1",
     )
-    state.set_file("K", "https://s/f2", status="uploading", run_id=3, filename="b.pdf")
+    state.file_seen("K", "https://s/f2", run_id=3, fingerprint="md5:m2", ref=None)
     st = state.item("K")
     assert st is not None
     assert st.status == IN_PROGRESS
     assert st.create_pending is False
-    assert (st.edit_iri, st.em_iri, st.se_iri, st.statement_iri) == (
-        "https://d/edit/1",
-        "https://d/em/1",
-        "https://d/edit/1",
-        "https://d/statement/1",
-    )
+    assert st.container == container
     assert st.metadata_fp == "fp1"
     assert st.title == "Title ü"
     assert st.created_run == 3
     assert st.files == {
         "https://s/f1": FileState(
-            "https://s/f1", "a.pdf", "m1", "md5:m1", "https://d/file/1", "uploaded"
+            "https://s/f1", "a.pdf", "m1", "md5:m1", "https://d/file/1", "uploaded", 10
         ),
-        "https://s/f2": FileState("https://s/f2", "b.pdf", None, None, None, "uploading"),
+        "https://s/f2": FileState("https://s/f2", None, None, "md5:m2", None, "uploaded"),
     }
     state.drop_file("K", "https://s/f2")
     st = state.item("K")
     assert st is not None and list(st.files) == ["https://s/f1"]
+    state.mark_complete("K", 3, warning="fallback title")
+    st = state.item("K")
+    assert st is not None and st.status == COMPLETE and st.error_code == "warning"
     state.drop_files("K")
     st = state.item("K")
     assert st is not None and st.files == {}
     assert state.items_created_in(3) == ["K"]
+    # a new intent forgets the files of an earlier attempt
+    state.file_seen("K", "https://s/f1", run_id=4, fingerprint="x", ref=None)
+    state.record_intent("K", collection="https://d/col", title="Title ü", run_id=4)
+    st = state.item("K")
+    assert st is not None and st.files == {} and st.container is None
 
 
 def test_item_keys_and_counts(state: State) -> None:
-    state.update_item("a", status=COMPLETE)
-    state.update_item("b", status=FAILED, error="x")
-    state.update_item("c", status=CREATING)
+    state.set_status("a", COMPLETE)
+    state.mark_failed("b", FAILED, FetchError("x"))
+    state.set_status("c", CREATING)
     assert state.item_keys() == ["a", "b", "c"]
     assert state.item_keys([FAILED, CREATING]) == ["b", "c"]
     assert state.count_items() == {COMPLETE: 1, FAILED: 1, CREATING: 1}
@@ -355,9 +362,9 @@ def test_errors_recorded_with_redaction(state: State) -> None:
     assert "***" in rows[0]["message"]
     assert len(state.errors()) == 2
     # item errors and run messages are redacted too
-    state.update_item("K", status=FAILED, error="auth st4te-Secret-pw refused")
+    state.mark_failed("K", FAILED, FetchError("auth st4te-Secret-pw refused"))
     st = state.item("K")
-    assert st is not None and st.error == "auth *** refused"
+    assert st is not None and st.error == "fetch: auth *** refused"
     state.finish_run(run, "failed", {}, "password st4te-Secret-pw wrong")
     rec = state.run(run)
     assert rec is not None and rec.message == "password *** wrong"
@@ -368,18 +375,11 @@ def test_errors_recorded_with_redaction(state: State) -> None:
     assert "st4te-Secret-pw" not in dump
 
 
-def test_journal(state: State) -> None:
-    state.journal(1, "K", "create", "https://d/col", "intent")
-    state.journal(1, "K", "create", "https://d/edit/1", "done")
-    rows = state.db.execute("SELECT op, target, state FROM journal ORDER BY id").fetchall()
-    assert rows == [("create", "https://d/col", "intent"), ("create", "https://d/edit/1", "done")]
-
-
 def test_a_frozen_version_1_db_is_upgraded_in_place(tmp_path: Path) -> None:
     """A DB written by the first release (schema v1) climbs the migration ladder, data kept."""
     import sqlite3
 
-    from sync import state as state_module
+    from sync.state import sqlite as state_module
 
     path = tmp_path / "old.sqlite"
     db = sqlite3.connect(path)
@@ -395,9 +395,56 @@ def test_a_frozen_version_1_db_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
 
     st = State(path)
-    assert st.get_meta("schema_version") == str(state_module.SCHEMA_VERSION) == "2"
+    assert st.get_meta("schema_version") == str(state_module.SCHEMA_VERSION) == "3"
     item = st.item("http://src/rec/1")
-    assert item is not None and item.edit_iri == "http://dest/edit/1"
+    assert item is not None and item.container is not None
+    assert item.container.id == "http://dest/edit/1"
     assert st.unseen_items(run_id=1) == ["http://src/rec/1"]
     st.set_members("http://src/rec/1", ["http://src/rec/1"], [], run_id=1)
     assert st.unseen_items(run_id=1) == []
+
+
+def test_a_frozen_version_2_db_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A DB written by release 0.1 (schema v2, SWORD IRIs in item columns, a journal) becomes
+    v3: the Edit-IRI is the container id, the other IRIs its destination data, a file's IRI
+    its ref; nothing recorded is lost."""
+    path = tmp_path / "v2.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript((Path(__file__).parent.parent / "fixtures" / "state_v2.sql").read_text())
+    db.close()
+
+    st = State(path)
+    assert st.get_meta("schema_version") == "3"
+    item = st.item("http://src/rec/1")
+    assert item is not None
+    assert item.status == COMPLETE
+    assert item.collection == "http://dest/col/1"
+    assert item.container == Container(
+        "http://dest/edit/1",
+        {
+            "em_iri": "http://dest/em/1",
+            "se_iri": "http://dest/edit/1",
+            "statement_iri": "http://dest/statement/1",
+        },
+    )
+    assert (item.metadata_fp, item.title, item.created_run) == ("fp1", "T", 1)
+    assert item.files == {
+        "http://src/f/1": FileState(
+            "http://src/f/1",
+            "a.pdf",
+            "0" * 32,
+            "md5:" + "0" * 32,
+            "http://dest/file/1/a.pdf",
+            "uploaded",
+            3,
+        )
+    }
+    pending = st.item("http://src/rec/2")
+    assert pending is not None and pending.status == CREATING and pending.create_pending
+    assert pending.container is None
+    assert st.owns_container("http://dest/edit/1")
+    assert st.last_successful_cursor() == "2026-01-01T00:00:00+00:00"
+    assert st.entries(["http://src/f/1"])["http://src/f/1"].length == 3
+    tables = {r[0] for r in st.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "journal" not in tables
+    assert [r.created for r in st.runs()] == [1]

@@ -16,10 +16,10 @@ import pytest
 import requests
 
 from sync.crosswalk import DCRecord
+from sync.destinations.sword.atom import build_entry
+from sync.destinations.sword.client import PACKAGING_BINARY, ListingUnsupportedError, SwordClient
 from sync.errors import ConfigError, ConflictError, DepositError, FetchError, register_secret
 from sync.http import Http, HttpSettings
-from sync.sword.atom import build_entry
-from sync.sword.client import PACKAGING_BINARY, ListingUnsupportedError, SwordClient
 
 
 @dataclass
@@ -458,8 +458,8 @@ def test_on_behalf_of_must_be_a_plain_header(obo: str) -> None:
 def test_a_broken_off_answer_is_asked_again_only_when_safe(tmp_path) -> None:
     """A GET (or complete) whose answer breaks off is repeated; a create POST is not: the
     caller must first find out whether it landed."""
+    from sync.destinations.sword.client import SwordClient
     from sync.http import Http, HttpSettings
-    from sync.sword.client import SwordClient
     from tests.servers.base import FaultPolicy
     from tests.servers.sword_server import SwordServer
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
-from .errors import DiscoveryError, DocumentError
+from ...errors import DiscoveryError, DocumentError
 from .lists import ListReader
 
 WELL_KNOWN = "/.well-known/resourcesync"

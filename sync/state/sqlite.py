@@ -11,17 +11,26 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SyncError, redact
-from .model import Entry, Link
+from ..contracts import (
+    Container,
+    FileState,
+    FileStatus,
+    ItemState,
+    ItemStatus,
+    RunKind,
+    RunRecord,
+    RunStatus,
+)
+from ..errors import ConfigError, SyncError, redact
+from ..model import Entry, Link
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,12 +83,35 @@ MIGRATIONS: dict[int, str] = {
     # v2: the run that last saw an item at the source, so that deletions are found in SQL
     # instead of by holding every item key in memory
     1: "ALTER TABLE items ADD COLUMN seen_run INTEGER; CREATE INDEX items_seen ON items(seen_run)",
+    # v3: the destination owns its references. The SWORD IRIs become a container id (the
+    # Edit-IRI) plus the destination's own data (JSON); a file's IRI becomes its ref. The
+    # write-only journal, the unused dest_state and the derivable slug go.
+    2: """
+ALTER TABLE items ADD COLUMN container TEXT;
+ALTER TABLE items ADD COLUMN container_data TEXT;
+UPDATE items SET container=edit_iri, container_data=json_object(
+  'em_iri', em_iri, 'se_iri', se_iri, 'statement_iri', statement_iri) WHERE edit_iri IS NOT NULL;
+ALTER TABLE items DROP COLUMN edit_iri;
+ALTER TABLE items DROP COLUMN em_iri;
+ALTER TABLE items DROP COLUMN se_iri;
+ALTER TABLE items DROP COLUMN statement_iri;
+ALTER TABLE items DROP COLUMN dest_state;
+ALTER TABLE items DROP COLUMN slug;
+ALTER TABLE items RENAME COLUMN collection_iri TO collection;
+CREATE INDEX items_container ON items(container);
+ALTER TABLE files RENAME COLUMN file_iri TO ref;
+DROP TABLE journal;
+ALTER TABLE runs ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0
+""",
 }
 
-# Item statuses, in the order a deposit goes through them.
-PENDING, CREATING, IN_PROGRESS, COMPLETE = "pending", "creating", "in-progress", "complete"
-FAILED, CONFLICT, DELETED = "failed", "conflict", "deleted"
-RETRYABLE = (PENDING, CREATING, IN_PROGRESS, FAILED, CONFLICT)
+PENDING, CREATING, IN_PROGRESS, COMPLETE = (
+    ItemStatus.PENDING,
+    ItemStatus.CREATING,
+    ItemStatus.IN_PROGRESS,
+    ItemStatus.COMPLETE,
+)
+FAILED, CONFLICT, DELETED = ItemStatus.FAILED, ItemStatus.CONFLICT, ItemStatus.DELETED
 
 
 def now() -> str:
@@ -108,83 +140,10 @@ def links_from_json(text: str) -> tuple[Link, ...]:
     )
 
 
-@dataclass(frozen=True)
-class FileState:
-    """A file as recorded in the destination."""
-
-    loc: str
-    filename: str | None
-    md5: str | None
-    fingerprint: str | None
-    file_iri: str | None
-    status: str  # uploading | uploaded
-
-
-@dataclass(frozen=True)
-class ItemState:
-    """An item as recorded: its container's IRIs, status and files."""
-
-    key: str
-    status: str
-    collection_iri: str | None = None
-    slug: str | None = None
-    edit_iri: str | None = None
-    em_iri: str | None = None
-    se_iri: str | None = None
-    statement_iri: str | None = None
-    dest_state: str | None = None
-    metadata_fp: str | None = None
-    title: str | None = None
-    create_pending: bool = False
-    stale: bool = False
-    error_code: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    created_run: int | None = None
-    files: dict[str, FileState] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    kind: str
-    pipeline: str | None
-    started: str
-    finished: str | None
-    status: str
-    comment: str | None
-    created: int
-    updated: int
-    deleted: int
-    unchanged: int
-    failed: int
-    skipped: int
-    requests: int
-    message: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-_ITEM_COLUMNS = [
-    "key",
-    "status",
-    "collection_iri",
-    "slug",
-    "edit_iri",
-    "em_iri",
-    "se_iri",
-    "statement_iri",
-    "dest_state",
-    "metadata_fp",
-    "title",
-    "create_pending",
-    "stale",
-    "error_code",
-    "error",
-    "attempts",
-    "created_run",
-]
+_ITEM_COLUMNS = (
+    "key, status, collection, container, container_data, metadata_fp, title, create_pending,"
+    " stale, error_code, error, attempts, created_run"
+)
 
 
 class RunLock:
@@ -307,7 +266,7 @@ class State:
         self.set_meta(key, json.dumps(value, ensure_ascii=False, sort_keys=True))
 
     # -- runs --------------------------------------------------------------------------------
-    def start_run(self, kind: str, pipeline: str | None, comment: str | None) -> int:
+    def start_run(self, kind: RunKind, pipeline: str | None, comment: str | None) -> int:
         with self._lock:
             cur = self.db.execute(
                 "INSERT INTO runs (kind, pipeline, started, status, comment) "
@@ -319,12 +278,21 @@ class State:
     def finish_run(
         self,
         run_id: int,
-        status: str,
-        counts: dict[str, int],
+        status: RunStatus,
+        counts: Mapping[str, int],
         message: str | None,
         cursor: str | None = None,
     ) -> None:
-        cols = ("created", "updated", "deleted", "unchanged", "failed", "skipped", "requests")
+        cols = (
+            "created",
+            "updated",
+            "deleted",
+            "unchanged",
+            "failed",
+            "skipped",
+            "waiting",
+            "requests",
+        )
         with self._lock:
             self.db.execute(
                 "UPDATE runs SET finished=?, status=?, message=?, cursor=?, "
@@ -344,7 +312,7 @@ class State:
         with self._lock:
             rows = self.db.execute(
                 "SELECT id, kind, pipeline, started, finished, status, comment, created, updated,"
-                " deleted, unchanged, failed, skipped, requests, message FROM runs ORDER BY id"
+                " deleted, unchanged, failed, skipped, requests, message, waiting FROM runs ORDER BY id"
             ).fetchall()
         return [RunRecord(*row) for row in rows]
 
@@ -517,14 +485,6 @@ class State:
                     )
         return out
 
-    def changed_locs_since(self, run_id: int) -> set[str]:
-        with self._lock:
-            rows = self.db.execute(
-                "SELECT loc FROM resources WHERE changed_run>=?", (run_id,)
-            ).fetchall()
-        return {r[0] for r in rows}
-
-    # -- members -----------------------------------------------------------------------------
     def key_for(self, locs: Iterable[str]) -> str | None:
         """The existing item key of any of these locs (keeps items stable across runs)."""
         with self._lock:
@@ -566,12 +526,6 @@ class State:
                 ).fetchall()
         return [r[0] for r in rows]
 
-    def owns_edit_iri(self, edit_iri: str) -> bool:
-        """Is this container already recorded for an item (so not a lost create of ours)?"""
-        with self._lock:
-            row = self.db.execute("SELECT 1 FROM items WHERE edit_iri=?", (edit_iri,)).fetchone()
-        return row is not None
-
     def unseen_items(self, run_id: int) -> list[str]:
         """Items not deleted that the run's linking did not see: gone from the source."""
         with self._lock:
@@ -584,62 +538,218 @@ class State:
                 )
             ]
 
-    def member_locs(self, key: str) -> list[tuple[str, str]]:
-        with self._lock:
-            return [
-                (r[0], r[1])
-                for r in self.db.execute(
-                    "SELECT loc, role FROM members WHERE item_key=? ORDER BY role, loc", (key,)
-                )
-            ]
-
-    # -- items -------------------------------------------------------------------------------
     def item(self, key: str) -> ItemState | None:
         with self._lock:
             row = self.db.execute(
-                f"SELECT {', '.join(_ITEM_COLUMNS)} FROM items WHERE key=?", (key,)
+                f"SELECT {_ITEM_COLUMNS} FROM items WHERE key=?", (key,)
             ).fetchone()
             if row is None:
                 return None
             files = {
                 r[0]: FileState(*r)
                 for r in self.db.execute(
-                    "SELECT loc, filename, md5, fingerprint, file_iri, status FROM files"
+                    "SELECT loc, filename, md5, fingerprint, ref, status, size FROM files"
                     " WHERE item_key=?",
                     (key,),
                 )
             }
-        data = dict(zip(_ITEM_COLUMNS, row, strict=True))
-        data["create_pending"] = bool(data["create_pending"])
-        data["stale"] = bool(data["stale"])
-        return ItemState(files=files, **data)
+        (
+            key,
+            status,
+            collection,
+            container_id,
+            container_data,
+            metadata_fp,
+            title,
+            create_pending,
+            stale,
+            error_code,
+            error,
+            attempts,
+            created_run,
+        ) = row
+        container = None
+        if container_id:
+            data = json.loads(container_data) if container_data else {}
+            container = Container(
+                container_id, {k: str(v) for k, v in data.items() if v is not None}
+            )
+        return ItemState(
+            key=key,
+            status=ItemStatus(status),
+            collection=collection,
+            container=container,
+            metadata_fp=metadata_fp,
+            title=title,
+            create_pending=bool(create_pending),
+            stale=bool(stale),
+            error_code=error_code,
+            error=error,
+            attempts=attempts,
+            created_run=created_run,
+            files=files,
+        )
 
-    def update_item(self, key: str, **fields: Any) -> None:
-        """Create or update an item row with the given columns: one statement (an upsert), so
-        one commit unless it runs inside ``tx()``. Writes are few and small on purpose: every
-        worker shares this connection."""
-        fields["updated_at"] = now()
-        if fields.get("error"):
-            fields["error"] = redact(str(fields["error"]))
-        insert = {"status": PENDING, **fields}
+    def _set(self, key: str, **columns: Any) -> None:
+        """Create or update an item row: one statement (an upsert), so one commit unless it
+        runs inside ``tx()``. Column names come only from this class's typed methods."""
+        columns["updated_at"] = now()
+        insert = {"status": PENDING, **columns}
         cols = ["key", *insert]
         with self._lock:
             self.db.execute(
                 f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-                " ON CONFLICT(key) DO UPDATE SET " + ", ".join(f"{c}=excluded.{c}" for c in fields),
+                " ON CONFLICT(key) DO UPDATE SET "
+                + ", ".join(f"{c}=excluded.{c}" for c in columns),
                 (key, *insert.values()),
             )
 
-    def set_file(self, key: str, loc: str, *, status: str, run_id: int, **fields: Any) -> None:
-        cols = ["item_key", "loc", "status", "run_id", *fields]
-        values = (key, loc, status, run_id, *fields.values())
+    @staticmethod
+    def _container_json(container: Container) -> str:
+        return json.dumps(dict(container.data), ensure_ascii=False, sort_keys=True)
+
+    def record_intent(self, key: str, *, collection: str, title: str | None, run_id: int) -> None:
+        """Before a create is sent (one commit): a crash from now on looks for the container
+        before creating again; the title lets it be found on servers that list only titles."""
+        with self.tx():
+            self._set(
+                key,
+                title=title,
+                status=CREATING,
+                create_pending=1,
+                collection=collection,
+                created_run=run_id,
+                container=None,
+                container_data=None,
+            )
+            self.drop_files(key)
+
+    def record_container(
+        self, key: str, container: Container, *, metadata_fp: str, title: str | None
+    ) -> None:
+        self._set(
+            key,
+            status=IN_PROGRESS,
+            create_pending=0,
+            container=container.id,
+            container_data=self._container_json(container),
+            metadata_fp=metadata_fp,
+            title=title,
+        )
+
+    def forget_container(self, key: str) -> None:
+        with self.tx():
+            self._set(key, status=DELETED, container=None, container_data=None)
+            self.drop_files(key)
+
+    def set_status(self, key: str, status: ItemStatus) -> None:
+        self._set(key, status=status)
+
+    def set_metadata(self, key: str, *, metadata_fp: str, title: str | None) -> None:
+        self._set(key, metadata_fp=metadata_fp, title=title)
+
+    def mark_complete(self, key: str, run_id: int, *, warning: str | None = None) -> None:
+        self._set(
+            key,
+            status=COMPLETE,
+            error=redact(warning) if warning else None,
+            error_code="warning" if warning else None,
+            updated_run=run_id,
+            stale=0,
+        )
+
+    def mark_stale(self, key: str, *, metadata_fp: str, warning: str) -> None:
+        """The destination refused a change and the pipeline accepts that: the source's
+        version counts as seen, the item is marked stale (``audit`` shows it)."""
+        self._set(
+            key,
+            status=COMPLETE,
+            stale=1,
+            metadata_fp=metadata_fp,
+            error=redact(warning),
+            error_code="warning",
+        )
+
+    def mark_item_deleted(
+        self, key: str, run_id: int, *, stale: bool = False, warning: str | None = None
+    ) -> None:
+        with self.tx():
+            self._set(
+                key,
+                status=DELETED,
+                deleted_run=run_id,
+                create_pending=0,
+                stale=int(stale),
+                error=redact(warning) if warning else None,
+                error_code="warning" if warning else None,
+            )
+            if not stale:
+                self.drop_files(key)
+
+    def mark_failed(self, key: str, status: ItemStatus, error: SyncError) -> None:
+        with self._lock:
+            row = self.db.execute("SELECT attempts FROM items WHERE key=?", (key,)).fetchone()
+            self._set(
+                key,
+                status=status,
+                error=error.describe(),
+                error_code=error.code,
+                attempts=(row[0] if row else 0) + 1,
+            )
+
+    def owns_container(self, container_id: str) -> bool:
+        """Is this container already recorded for an item (so not a lost create of ours)?"""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT 1 FROM items WHERE container=?", (container_id,)
+            ).fetchone()
+        return row is not None
+
+    # -- files -------------------------------------------------------------------------------
+    def _set_file(self, key: str, loc: str, **columns: Any) -> None:
+        cols = ["item_key", "loc", *columns]
         with self._lock:
             self.db.execute(
                 f"INSERT INTO files ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
                 " ON CONFLICT(item_key, loc) DO UPDATE SET "
-                + ", ".join(f"{c}=excluded.{c}" for c in cols[2:]),
-                values,
+                + ", ".join(f"{c}=excluded.{c}" for c in columns),
+                (key, loc, *columns.values()),
             )
+
+    def file_uploaded(
+        self,
+        key: str,
+        loc: str,
+        *,
+        run_id: int,
+        filename: str | None,
+        md5: str | None,
+        size: int | None,
+        content_type: str | None,
+        fingerprint: str,
+        ref: str | None,
+    ) -> None:
+        self._set_file(
+            key,
+            loc,
+            status=FileStatus.UPLOADED,
+            run_id=run_id,
+            filename=filename,
+            md5=md5,
+            size=size,
+            content_type=content_type,
+            fingerprint=fingerprint,
+            ref=ref,
+        )
+
+    def file_seen(
+        self, key: str, loc: str, *, run_id: int, fingerprint: str, ref: str | None
+    ) -> None:
+        """The source's version of a file counts as mirrored although it was not sent (the
+        destination refused changes and the pipeline accepts the divergence)."""
+        self._set_file(
+            key, loc, status=FileStatus.UPLOADED, run_id=run_id, fingerprint=fingerprint, ref=ref
+        )
 
     def drop_file(self, key: str, loc: str) -> None:
         with self._lock:
@@ -666,15 +776,7 @@ class State:
                 )
             ]
 
-    # -- journal and errors ------------------------------------------------------------------
-    def journal(self, run_id: int, key: str, op: str, target: str | None, state: str) -> None:
-        with self._lock:
-            self.db.execute(
-                "INSERT INTO journal (run_id, item_key, op, target, state, at)"
-                " VALUES (?,?,?,?,?,?)",
-                (run_id, key, op, target, state, now()),
-            )
-
+    # -- errors ------------------------------------------------------------------
     def record_error(self, run_id: int, key: str | None, error: SyncError) -> None:
         with self._lock:
             self.db.execute(

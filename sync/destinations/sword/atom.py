@@ -18,8 +18,8 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from ..crosswalk import DCTERMS, DCRecord
-from ..errors import DepositError
+from ...crosswalk import DCTERMS, DCRecord
+from ...errors import DepositError
 
 ATOM = "http://www.w3.org/2005/Atom"
 SWORD = "http://purl.org/net/sword/terms/"

@@ -19,9 +19,9 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from .errors import DocumentError, SyncError
-from .http import Http
-from .model import HASH_ALGORITHMS, Entry, Link, ListInfo
+from ...errors import DocumentError, SyncError
+from ...http import Http
+from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 RS = "{http://www.openarchives.org/rs/terms/}"

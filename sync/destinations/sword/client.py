@@ -15,9 +15,10 @@ from urllib.parse import quote, urljoin
 
 import requests
 
-from ..errors import ConfigError, ConflictError, DepositError
-from ..filenames import content_disposition
-from ..http import Http, open_body
+from ...contracts import ListingUnsupportedError as NoListingError
+from ...errors import ConfigError, ConflictError, DepositError
+from ...filenames import content_disposition
+from ...http import Http, open_body
 from .atom import (
     ENTRY_CONTENT_TYPE,
     CollectionEntry,
@@ -41,7 +42,7 @@ MAX_COLLECTION_PAGES = 1000
 _SLUG_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
-class ListingUnsupportedError(DepositError):
+class ListingUnsupportedError(DepositError, NoListingError):
     """The server does not list a collection's contents (or not as an Atom feed)."""
 
     code = "deposit-no-listing"
