@@ -10,13 +10,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as safe_fromstring
+from xml.etree.ElementTree import Element
 
 from .errors import MetadataError
 from .model import Entry
+from .safexml import parse_untrusted
 
 DC = "http://purl.org/dc/elements/1.1/"
 DCTERMS = "http://purl.org/dc/terms/"
@@ -150,21 +148,13 @@ def _read_dim(root: Element, record: DCRecord) -> None:
 
 def parse_metadata_root(data: bytes, *, url: str) -> Element:
     """Parse untrusted XML safely; ``MetadataError`` for malformed or hostile documents."""
-    if not data or not data.strip():
-        raise MetadataError("the metadata record is empty", resource=url)
-    try:
-        root: Element = safe_fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise MetadataError(
-            f"the metadata record was refused: it uses {type(exc).__name__} "
-            "(DTDs and entities are not accepted)",
-            resource=url,
-        ) from None
-    except (ParseError, ValueError) as exc:
-        raise MetadataError(
-            f"the metadata record is not well-formed XML ({exc})", resource=url
-        ) from None
-    return root
+    return parse_untrusted(
+        data,
+        what="metadata record",
+        url=url,
+        error=MetadataError,
+        refused=" (DTDs and entities are not accepted)",
+    )
 
 
 def read_metadata(data: bytes, *, url: str) -> tuple[str, DCRecord]:

@@ -13,13 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import unquote, urljoin, urlsplit
-from xml.etree.ElementTree import Element, ParseError
-
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as safe_fromstring
+from xml.etree.ElementTree import Element
 
 from ...crosswalk import DCTERMS, DCRecord
 from ...errors import DepositError
+from ...safexml import parse_untrusted
 
 ATOM = "http://www.w3.org/2005/Atom"
 SWORD = "http://purl.org/net/sword/terms/"
@@ -100,17 +98,7 @@ def build_entry(
 
 # -- parsing -----------------------------------------------------------------------------------
 def _parse(data: bytes, what: str, url: str | None) -> Element:
-    if not data or not data.strip():
-        raise DepositError(f"the {what} is empty", resource=url)
-    try:
-        root: Element = safe_fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise DepositError(
-            f"the {what} was refused: it uses {type(exc).__name__}", resource=url
-        ) from None
-    except (ParseError, ValueError) as exc:
-        raise DepositError(f"the {what} is not well-formed XML ({exc})", resource=url) from None
-    return root
+    return parse_untrusted(data, what=what, url=url, error=DepositError)
 
 
 def _child_text(el: Element, tag: str) -> str | None:
@@ -423,8 +411,8 @@ def parse_error(status: int, data: bytes, content_type: str | None) -> tuple[str
     if data and looks_xml:
         root: Element | None
         try:
-            root = safe_fromstring(data, forbid_dtd=True)
-        except Exception:  # any refusal or parse failure: fall back to plain text
+            root = _parse(data, "error document", None)
+        except DepositError:  # any refusal or parse failure: fall back to plain text
             root = None
         if root is not None and root.tag == _s("error"):
             href = root.get("href")
