@@ -301,3 +301,11 @@ def test_bad_values_name_the_key(tmp_path: Path, change: tuple[str, str], key: s
         load_pipeline(write(tmp_path, text))
     assert key in str(info.value)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["demo", "example-dspace"])
+def test_shipped_pipelines_load(name: str) -> None:
+    root = Path(__file__).resolve().parent.parent.parent
+    p = load_pipeline(root / "pipelines" / f"{name}.toml")
+    assert p.source_location.startswith("http")
+    assert p.collection.startswith("http")
