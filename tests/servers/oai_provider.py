@@ -89,6 +89,8 @@ class OaiProvider:
         self.record_overrides: dict[str, str] = {}
         self.tampered: dict[str, bytes] = {}
         self._overrides: dict[str, tuple[bytes, str]] = {}
+        self.content_disposition = True  # False: bitstreams served without a file name
+        self.requests: list[str] = []  # every OAI-PMH request path, in order (assertions)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> OaiProvider:
@@ -181,6 +183,8 @@ class OaiProvider:
             over = self._overrides.get(verb)
             if verb in LIST_VERBS and self.busy > 0:
                 self.busy -= 1
+                if self.httpd is not None:
+                    self.httpd.count("busy")
                 return 503, b"busy\n", {"Retry-After": self.retry_after}
         if over is not None:
             return 200, over[0], {"Content-Type": over[1]}
@@ -339,6 +343,8 @@ class _OaiHandler(Handler):
             return
         parts = urlsplit(self.path)
         if parts.path == OAI_PATH:
+            with p._lock:
+                p.requests.append(self.path)
             raw = parse_qs(parts.query, keep_blank_values=True)
             if any(len(v) > 1 for v in raw.values()):
                 request = f"<request>{xesc(p.base_url)}</request>"
@@ -353,7 +359,9 @@ class _OaiHandler(Handler):
             b = p.bitstream(uuid)
             if b is not None:
                 content = p.tampered.get(uuid, b.content)
-                headers = {"Content-Disposition": content_disposition(b.name)}
+                headers = {}
+                if p.content_disposition:
+                    headers["Content-Disposition"] = content_disposition(b.name)
                 self.reply(200, content, b.mime, headers)
                 return
         self.reply(404, b"not found\n", "text/plain")
