@@ -19,6 +19,7 @@ from sync.crosswalk import read_metadata
 from sync.errors import DocumentError, IntegrityError, OutsideSourceError
 from sync.fetcher import Fetcher
 from sync.http import Http, HttpSettings, host_key
+from sync.linker import link as link_items
 from sync.model import Entry, Item
 from sync.sources.oai_pmh import OaiPmhSource, detect
 from sync.sources.oai_pmh.protocol import ListingLoopError, OaiError
@@ -487,3 +488,39 @@ def test_a_record_with_a_bad_checksum_or_length_is_refused(
     metas, _files, errors = harvest(source(p, tmp_path))
     assert len(errors) == 1 and "negative file length" in str(errors[0])
     assert oai_id(key) not in {identifier(e) for e in metas.values()}
+
+
+# -- what the linker makes of it ---------------------------------------------------------------
+def test_the_linker_groups_each_record_with_its_files_into_one_item(
+    provider: Factory, tmp_path: Path
+) -> None:
+    m = model(10)
+    src = source(provider(m), tmp_path)
+    items = link_items(src.listing())
+    assert len(items) == len(m.items)
+    for item in items:
+        assert len(item.metadata) == 1
+        handle = identifier(item.metadata[0]).removeprefix("oai:dspace.test:")
+        fixture = m.items[handle]
+        assert {e.hash("md5") for e in item.files} == {f.md5 for f in fixture.files}
+        assert len(item.files) == len(fixture.files)
+        assert item.collection == "col_" + (fixture.collection or "").replace("/", "_")
+
+
+def test_metadata_only_records_are_fingerprinted_by_their_bytes(
+    provider: Factory, tmp_path: Path
+) -> None:
+    m = model(3)
+    p = provider(m, formats=("oai_dc",), granularity="day")
+    src = source(p, tmp_path)
+    items = link_items(src.listing())
+    assert len(items) == 3 and all(it.files == [] for it in items)
+    meta = items[0].metadata[0]
+    got = src.fetch(meta)
+    assert meta.hash("md5") == got.md5  # the listed record is the fetched document
+    got.discard()
+    m.update_metadata(
+        identifier(meta).removeprefix("oai:dspace.test:"), title="Same day, new title"
+    )
+    again = {e.loc: e for e in src.listing()}
+    assert again[meta.loc].fingerprint != meta.fingerprint

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlencode
@@ -73,7 +73,9 @@ class Identify:
     deleted_record: DeletedRecord
 
     def format_from(self, when: datetime) -> str:
-        """``when`` as a ``from`` argument in the repository's granularity."""
+        """``when`` as a ``from`` argument in the repository's granularity (UTC)."""
+        if when.tzinfo is not None:
+            when = when.astimezone(UTC)
         if self.granularity == "day":
             return when.strftime("%Y-%m-%d")
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")

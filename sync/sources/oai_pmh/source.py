@@ -157,6 +157,15 @@ class OaiPmhSource:
             finer = None
         return finer or parse_datetime(record.header.datestamp, where=where)
 
+    def _listed_metadata_md5(self, record: Record) -> tuple[tuple[str, str], ...]:
+        """Where the listing harvested the metadata format itself (no ORE or METS), the
+        record is the very document ``fetch`` writes: its MD5 is a true fingerprint, so a
+        change within one datestamp (day granularity) is still seen."""
+        root = record.metadata
+        if root is None or self.files_prefix is not None:
+            return ()
+        return (("md5", hashlib.md5(_serialize(root)).hexdigest()),)
+
     def entries(self, record: Record, *, change: str | None = None) -> list[Entry]:
         """The metadata entry of a record and its files' entries (the wanted bundles)."""
         header = record.header
@@ -181,6 +190,7 @@ class OaiPmhSource:
             Entry(
                 loc=meta_loc,
                 lastmod=lastmod,
+                hashes=self._listed_metadata_md5(record),
                 type=XML_TYPE,
                 links=tuple(links),
                 change=change,
