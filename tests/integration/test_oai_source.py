@@ -23,6 +23,7 @@ from sync.linker import link as link_items
 from sync.model import Entry, Item
 from sync.sources.oai_pmh import OaiPmhSource, detect
 from sync.sources.oai_pmh.protocol import ListingLoopError, OaiError
+from tests.servers.base import FaultPolicy
 from tests.servers.fixtures import SourceModel
 from tests.servers.oai_documents import bitstreams, oai_id, records, render_record
 from tests.servers.oai_provider import OaiProvider
@@ -524,3 +525,38 @@ def test_metadata_only_records_are_fingerprinted_by_their_bytes(
     )
     again = {e.loc: e for e in src.listing()}
     assert again[meta.loc].fingerprint != meta.fingerprint
+
+
+def test_a_list_of_empty_pages_with_tokens_is_stopped(provider: Factory, tmp_path: Path) -> None:
+    p = provider(model(4), page_size=2)
+    p.endless = p.empty_pages = True
+    listing = source(p, tmp_path).listing()
+    entries = list(listing)
+    assert entries and isinstance(listing.errors[0], ListingLoopError)
+    assert "empty pages" in str(listing.errors[0])
+
+
+class CountingFaults(FaultPolicy):
+    drawn = 0
+
+    def draw(self, method: str) -> str | None:
+        kind = super().draw(method)
+        if kind is not None:
+            self.drawn += 1
+        return kind
+
+
+def test_server_faults_are_retried_and_the_mirror_listing_is_whole(
+    provider: Factory, tmp_path: Path
+) -> None:
+    m = model(12)
+    faults = CountingFaults(rate=0.3, kinds=("500", "503", "reset", "truncate"), seed=7)
+    p = provider(m, page_size=3, faults=faults)
+    src = source(p, tmp_path)
+    src.http.settings.attempts = 8
+    metas, files, errors = harvest(src)
+    assert errors == [] and len(metas) == 12
+    for meta in metas.values():
+        item = m.items[identifier(meta).removeprefix("oai:dspace.test:")]
+        assert fetched_files(src, meta, files) == {f.name: f.md5 for f in item.files}
+    assert faults.drawn >= 5  # the faults happened, and were absorbed by retries

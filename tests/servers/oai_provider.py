@@ -10,7 +10,8 @@ Options: ``granularity`` (``seconds`` or ``day``), ``deleted_record`` (``persist
 Fault modes (set on a running provider): ``busy`` (the next N list requests answer HTTP 503
 with ``Retry-After``), ``expire_on_page`` (the token request for that page number answers
 ``badResumptionToken`` once), ``token_loop`` (the token never changes), ``endless`` (every page
-has a new token), ``record_overrides`` (identifier -> raw ``<record>`` XML),
+has a new token; with ``empty_pages`` no records after the first page), ``record_overrides``
+(identifier -> raw ``<record>`` XML),
 ``set_override(verb, body, content_type)`` (a whole answer replaced: HTML, DTDs, junk), and
 ``tampered`` (bitstream uuid -> bytes served instead).
 
@@ -86,6 +87,7 @@ class OaiProvider:
         self.expire_on_page: int | None = None
         self.token_loop = False
         self.endless = False
+        self.empty_pages = False  # with endless: pages after the first hold no records
         self.record_overrides: dict[str, str] = {}
         self.tampered: dict[str, bytes] = {}
         self._overrides: dict[str, tuple[bytes, str]] = {}
@@ -303,6 +305,8 @@ class OaiProvider:
         if not selected:
             return self.error("noRecordsMatch", "No records match", request)
         chunk = selected[offset : offset + self.page_size]
+        if self.empty_pages and token is not None:
+            chunk = []
         base = self.model.base_url
         if verb == "ListRecords":
             parts = [

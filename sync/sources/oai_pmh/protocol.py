@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 MAX_PAGES = 100_000  # a list longer than this (10M records at 100 a page) is taken as endless
-MAX_RESTARTS = 5  # expired tokens in a row before a listing is given up
+MAX_RESTARTS = 5  # expired tokens with nothing new read in between before giving up
+MAX_EMPTY_PAGES = 10  # pages in a row with a token but no records: a broken list
 Granularity = Literal["day", "seconds"]
 DeletedRecord = Literal["no", "transient", "persistent"]
 ListVerb = Literal["ListRecords", "ListIdentifiers"]
@@ -84,7 +85,8 @@ class Identify:
 @dataclass(frozen=True)
 class Header:
     identifier: str
-    datestamp: str
+    datestamp: str  # as the repository wrote it (its granularity)
+    stamp: datetime  # the same, parsed (UTC)
     sets: tuple[str, ...] = ()
     deleted: bool = False
 
@@ -189,9 +191,11 @@ def parse_header(el: Element, *, where: str) -> Header:
     datestamp = _text(el, "datestamp")
     if not identifier or not datestamp:
         raise DocumentError("a record header lacks its identifier or datestamp", resource=where)
-    parse_datetime(datestamp, where=identifier)  # refuse a bad datestamp here, naming it
+    stamp = parse_datetime(datestamp, where=identifier)  # a bad one is refused, named
+    if stamp is None:  # pragma: no cover - parse_datetime gives None only for ""
+        raise DocumentError("a record header has an empty datestamp", resource=identifier)
     sets = tuple((s.text or "").strip() for s in el.findall(f"{OAI}setSpec") if s.text)
-    return Header(identifier, datestamp, sets, el.get("status") == "deleted")
+    return Header(identifier, datestamp, stamp, sets, el.get("status") == "deleted")
 
 
 def parse_record(el: Element, *, where: str) -> Record:
@@ -353,13 +357,8 @@ class Harvest:
         args = dict(self.args)
         token: str | None = None
         seen_tokens: set[str] = set()
-        pages = 0
-        # the newest datestamp seen and the records yielded with it: an expired token restarts
-        # the listing from that datestamp, and those records are not yielded a second time
-        latest: datetime | None = None
-        latest_text: str | None = None
-        at_latest: set[str] = set()
-        restarted_from: datetime | None = None
+        pages = empty_pages = stalled = 0
+        mark = _Watermark()
         while True:
             url = (
                 client.url(self.verb, resumptionToken=token)
@@ -367,22 +366,13 @@ class Harvest:
                 else client.url(self.verb, **args)
             )
             expired = False
+            count = 0
             for page in client._pages(self.verb, url):
                 for el in page.items():
                     record = parse_record(el, where=url)
-                    stamp = parse_datetime(record.header.datestamp, where=record.header.identifier)
-                    assert stamp is not None
-                    if (
-                        restarted_from is not None
-                        and stamp == restarted_from
-                        and record.header.identifier in at_latest
-                    ):
-                        continue
-                    if latest is None or stamp > latest:
-                        latest, latest_text, at_latest = stamp, record.header.datestamp, set()
-                    if stamp == latest:
-                        at_latest.add(record.header.identifier)
-                    yield record
+                    count += 1
+                    if mark.admit(record.header):
+                        yield record
                 if self.response_date is None:
                     self.response_date = page.response_date
                 if token and any(code == "badResumptionToken" for code, _ in page.errors):
@@ -393,31 +383,76 @@ class Harvest:
                     token = _next_token(page, seen_tokens)
             pages += 1
             if expired:
+                # progress since the last restart resets the count: only a token that
+                # expires before anything new was read, again and again, gives up
+                stalled = 0 if mark.moved_since_restart() else stalled + 1
                 self.restarts += 1
-                if self.restarts > MAX_RESTARTS:
+                if stalled >= MAX_RESTARTS:
                     raise ListingLoopError(
-                        f"resumption tokens expired {MAX_RESTARTS} times in a row",
+                        f"resumption tokens expired {MAX_RESTARTS} times with no progress",
                         resource=url,
                         hint="the repository may keep tokens too briefly; try again later",
                     )
                 log.warning(
                     "resumption token expired at %s; listing again from %s",
                     url,
-                    latest_text or "the start",
+                    mark.latest_text or "the start",
                 )
                 args = dict(self.args)
-                if latest_text is not None:
-                    args["from"] = latest_text
-                restarted_from = latest
+                if mark.latest_text is not None:
+                    args["from"] = mark.latest_text
+                mark.restart()
                 token = None
                 seen_tokens.clear()
                 continue
             if token is None:
                 return
+            empty_pages = empty_pages + 1 if count == 0 else 0
+            if empty_pages >= MAX_EMPTY_PAGES:
+                raise ListingLoopError(
+                    f"{self.verb} gave {MAX_EMPTY_PAGES} empty pages in a row with tokens",
+                    resource=url,
+                )
             if pages >= client.max_pages:
                 raise ListingLoopError(
                     f"{self.verb} did not end after {client.max_pages} pages", resource=url
                 )
+
+
+class _Watermark:
+    """The newest datestamp seen and the records read with it. After an expired token the
+    listing restarts ``from`` that datestamp (inclusive), so those records come again: they
+    are not handed out twice. Assumes the repository lists in datestamp order, as the
+    ``from`` restart itself does."""
+
+    def __init__(self) -> None:
+        self.latest: datetime | None = None
+        self.latest_text: str | None = None
+        self._at_latest: set[str] = set()
+        self._restarted_from: datetime | None = None
+        self._moved = False
+
+    def admit(self, header: Header) -> bool:
+        stamp = header.stamp
+        if (
+            self._restarted_from is not None
+            and stamp == self._restarted_from
+            and header.identifier in self._at_latest
+        ):
+            return False
+        if self.latest is None or stamp > self.latest:
+            self.latest, self.latest_text, self._at_latest = stamp, header.datestamp, set()
+        if stamp == self.latest:
+            self._at_latest.add(header.identifier)
+        self._moved = True
+        return True
+
+    def moved_since_restart(self) -> bool:
+        return self._moved
+
+    def restart(self) -> None:
+        self._restarted_from = self.latest
+        self._moved = False
 
 
 def _next_token(page: _Page, seen: set[str]) -> str | None:

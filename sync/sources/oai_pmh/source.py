@@ -155,7 +155,7 @@ class OaiPmhSource:
             finer = parse_datetime(stamp, where=where) if stamp else None
         except DocumentError:
             finer = None
-        return finer or parse_datetime(record.header.datestamp, where=where)
+        return finer or record.header.stamp
 
     def _listed_metadata_md5(self, record: Record) -> tuple[tuple[str, str], ...]:
         """Where the listing harvested the metadata format itself (no ORE or METS), the
@@ -171,7 +171,7 @@ class OaiPmhSource:
         header = record.header
         meta_loc = self.metadata_loc(header.identifier)
         if header.deleted:
-            stamp = parse_datetime(header.datestamp, where=header.identifier)
+            stamp = header.stamp
             return [Entry(loc=meta_loc, lastmod=stamp, change="deleted", change_time=stamp)]
         files = self._files(record, meta_loc)
         lastmod = self._modified(record)
