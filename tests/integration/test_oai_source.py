@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sync.contracts import Source
 from sync.crosswalk import read_metadata
 from sync.errors import DocumentError, IntegrityError, OutsideSourceError
 from sync.fetcher import Fetcher
@@ -560,3 +561,26 @@ def test_server_faults_are_retried_and_the_mirror_listing_is_whole(
         item = m.items[identifier(meta).removeprefix("oai:dspace.test:")]
         assert fetched_files(src, meta, files) == {f.name: f.md5 for f in item.files}
     assert faults.drawn >= 5  # the faults happened, and were absorbed by retries
+
+
+def test_the_source_meets_the_contract(provider: Factory, tmp_path: Path) -> None:
+    src = source(provider(model(2)), tmp_path)
+    assert isinstance(src, Source)
+    assert src.type_name == "oai-pmh" and src.location.endswith("/server/oai/request")
+    assert src.resolve_deleted("anything", lambda _suffix: ["x"]) is None
+
+
+@pytest.mark.parametrize("policy", ["transient", "persistent"])
+def test_deleted_records_delete_their_item_under_both_policies(
+    provider: Factory, tmp_path: Path, policy: str
+) -> None:
+    m = model(5)
+    p = provider(m, deleted_record=policy)
+    src = source(p, tmp_path)
+    start = datetime.now(UTC) - timedelta(seconds=2)
+    gone = sorted(m.items)[3]
+    m.delete_item(gone)
+    changes = src.changes(start)
+    assert changes is not None and changes.complete
+    assert [(identifier(e), e.change) for e in changes.changes] == [(oai_id(gone), "deleted")]
+    assert changes.deleted[0].loc == src.metadata_loc(oai_id(gone))  # the loc the listing gave
