@@ -584,3 +584,23 @@ def test_deleted_records_delete_their_item_under_both_policies(
     assert changes is not None and changes.complete
     assert [(identifier(e), e.change) for e in changes.changes] == [(oai_id(gone), "deleted")]
     assert changes.deleted[0].loc == src.metadata_loc(oai_id(gone))  # the loc the listing gave
+
+
+def test_a_repository_offering_no_readable_format_is_one_clear_error(
+    provider: Factory, tmp_path: Path
+) -> None:
+    p = provider(model(4), formats=("mods", "mets"))
+    listing = source(p, tmp_path).listing()
+    assert list(listing) == [] and len(listing.errors) == 1
+    assert "offers mods, mets" in str(listing.errors[0])
+
+
+def test_a_files_record_of_the_wrong_kind_is_refused(provider: Factory, tmp_path: Path) -> None:
+    m = model(4)
+    p = provider(m)
+    victim = sorted(m.items)[0]
+    rec = next(r for r in records(m) if r.identifier == oai_id(victim))
+    p.record_overrides[oai_id(victim)] = render_record(rec, "oai_dc", m.base_url, "seconds")
+    metas, _files, errors = harvest(source(p, tmp_path))
+    assert len(errors) == 1 and "is not a METS document" in str(errors[0])
+    assert len(metas) == 3

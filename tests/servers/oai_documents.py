@@ -28,6 +28,7 @@ FORMATS: dict[str, tuple[str, str]] = {  # prefix -> (namespace, schema)
     ),
     "qdc": ("http://purl.org/dc/terms/", "http://dublincore.org/schemas/xmls/qdc/dcterms.xsd"),
     "dim": ("http://www.dspace.org/xmlns/dspace/dim", "http://www.dspace.org/schema/dim.xsd"),
+    "mods": ("http://www.loc.gov/mods/v3", "http://www.loc.gov/standards/mods/v3/mods-3-1.xsd"),
     "mets": ("http://www.loc.gov/METS/", "http://www.loc.gov/standards/mets/mets.xsd"),
     "ore": (
         "http://www.w3.org/2005/Atom",

@@ -61,7 +61,7 @@ class OaiProvider:
         page_size: int = 10,
         granularity: str = "seconds",
         deleted_record: str = "persistent",
-        formats: Iterable[str] = tuple(FORMATS),
+        formats: Iterable[str] = ("oai_dc", "qdc", "dim", "mets", "ore"),
         latency: float = 0.0,
         faults: FaultPolicy | None = None,
     ) -> None:

@@ -129,16 +129,24 @@ class OaiPmhSource:
 
     # -- entries ---------------------------------------------------------------------------
     def _files(self, record: Record, where: str) -> list[FileDesc]:
+        """The wanted bundles' files, each once, from the record's METS or ORE document."""
         root = record.metadata
-        if root is None:
+        if root is None or self.files_prefix is None:
             return []
         if mets.is_mets(root):
             found = mets.parse_mets(root, where=where)
         elif ore.is_resource_map(root):
             found = ore.parse_resource_map(root, where=where)
         else:
-            return []  # the metadata format itself: no file listing
-        return select_bundles(found, self.bundles)
+            raise DocumentError(
+                f"the {self.files_prefix} record of {record.header.identifier} is not a "
+                f"{self.files_prefix.upper()} document (root <{root.tag}>)",
+                resource=where,
+            )
+        unique: dict[str, FileDesc] = {}
+        for f in select_bundles(found, self.bundles):
+            unique.setdefault(f.href, f)
+        return list(unique.values())
 
     def _modified(self, record: Record) -> datetime | None:
         """The record's own modification time where finer than the datestamp (ORE
@@ -250,7 +258,7 @@ class OaiPmhSource:
         def stream() -> Iterator[Entry]:
             listing = box[0]
             try:
-                self.formats  # noqa: B018 - fail early, as a document error of the pass
+                self.metadata_prefix  # noqa: B018 - fail early, as one error of the pass
             except SyncError as exc:
                 listing.errors.append(exc)
                 return
