@@ -17,7 +17,7 @@ import pytest
 
 from sync.contracts import Source
 from sync.crosswalk import read_metadata
-from sync.errors import DocumentError, IntegrityError, OutsideSourceError
+from sync.errors import DocumentError, IntegrityError, MetadataError, OutsideSourceError
 from sync.fetcher import Fetcher
 from sync.http import Http, HttpSettings, host_key
 from sync.linker import link as link_items
@@ -604,3 +604,30 @@ def test_a_files_record_of_the_wrong_kind_is_refused(provider: Factory, tmp_path
     metas, _files, errors = harvest(source(p, tmp_path))
     assert len(errors) == 1 and "is not a METS document" in str(errors[0])
     assert len(metas) == 3
+
+
+def test_a_hostile_or_missing_metadata_record_fails_its_fetch_only(
+    provider: Factory, tmp_path: Path
+) -> None:
+    m = model(3)
+    p = provider(m)
+    src = source(p, tmp_path)
+    metas, _files, _ = harvest(src)
+    meta = next(iter(metas.values()))
+    p.set_override("GetRecord", DTD_PAGE.replace(b"ListRecords", b"GetRecord"))
+    with pytest.raises(DocumentError, match="DTDs and entities"):
+        src.fetch(meta)
+    p.clear_overrides()
+    m.delete_item(identifier(meta).removeprefix("oai:dspace.test:"))
+    with pytest.raises(MetadataError, match="without metadata"):
+        src.fetch(meta)  # a deleted record answers with a header only
+    assert not list(tmp_path.glob("rsw-*"))
+
+
+def test_no_changes_is_a_complete_empty_answer_with_a_cursor(
+    provider: Factory, tmp_path: Path
+) -> None:
+    src = source(provider(model(3)), tmp_path)
+    changes = src.changes(datetime.now(UTC) + timedelta(days=1))
+    assert changes is not None and changes.changes == [] and changes.complete
+    assert changes.cursor and changes.cursor.startswith(str(datetime.now(UTC).year))
