@@ -228,8 +228,8 @@ class OaiPmhSource:
     def _records(
         self, errors: list[SyncError], cursor: Callable[[str | None], None], from_: str | None
     ) -> Iterator[Record]:
-        """Every record once (several sets may hold one record), with the URL of its page;
-        a refused page or listing goes to ``errors`` and ends that set's listing."""
+        """Every record once (several sets may hold one record); a refused page or listing
+        goes to ``errors`` and ends that set's listing (the pass is then partial)."""
         prefix = self.files_prefix or self.metadata_prefix
         several = len(self.sets) > 1
         done: set[str] = set()
@@ -249,14 +249,12 @@ class OaiPmhSource:
     # -- the contract ----------------------------------------------------------------------
     def listing(self) -> Listing:
         """Everything the repository lists now, streamed page by page."""
-        box: list[Listing] = []
 
         def first_date(date: str | None) -> None:
-            if box and box[0].cursor is None and date:
-                box[0].cursor = date
+            if listing.cursor is None and date:
+                listing.cursor = date
 
-        def stream() -> Iterator[Entry]:
-            listing = box[0]
+        def stream() -> Iterator[Entry]:  # runs after ``listing`` below exists
             try:
                 self.metadata_prefix  # noqa: B018 - fail early, as one error of the pass
             except SyncError as exc:
@@ -271,7 +269,6 @@ class OaiPmhSource:
                     listing.errors.append(exc)
 
         listing = Listing(stream())
-        box.append(listing)
         return listing
 
     def changes(self, since: datetime | None) -> Changes | None:
