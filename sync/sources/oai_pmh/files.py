@@ -1,0 +1,51 @@
+"""What an ORE resource map or a METS ``fileSec`` says about one file of a record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import DocumentError
+
+DEFAULT_BUNDLES: tuple[str, ...] = ("ORIGINAL",)
+"""DSpace's deposited files; TEXT, THUMBNAIL and LICENSE are derivatives the mirror rebuilds."""
+
+
+@dataclass(frozen=True)
+class FileDesc:
+    """One file of a record. ``bundle`` is upper-case (DSpace names: ORIGINAL, TEXT, ...)."""
+
+    href: str
+    name: str | None = None
+    type: str | None = None
+    length: int | None = None
+    md5: str | None = None
+    bundle: str | None = None
+
+
+def select_bundles(files: list[FileDesc], bundles: tuple[str, ...]) -> list[FileDesc]:
+    """The files of the wanted bundles; a file with no bundle named counts as ORIGINAL."""
+    wanted = {b.upper() for b in bundles}
+    return [f for f in files if (f.bundle or "ORIGINAL") in wanted]
+
+
+def parse_length(value: str | None, *, where: str) -> int | None:
+    """A non-negative byte count; a bad one refuses the record (lengths are checked)."""
+    if value is None or not value.strip():
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise DocumentError(f"bad file length {value!r}", resource=where) from None
+    if number < 0:
+        raise DocumentError(f"negative file length {value!r}", resource=where)
+    return number
+
+
+def parse_md5(value: str | None, *, where: str) -> str | None:
+    """A 32-digit hex MD5 (lower-cased); anything else refuses the record."""
+    if value is None or not value.strip():
+        return None
+    digest = value.strip().lower()
+    if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
+        raise DocumentError(f"bad MD5 checksum {value!r}", resource=where)
+    return digest
