@@ -194,7 +194,7 @@ def _sync(
         asm = assemble(p, st, progress=True)
         try:
             if save:
-                st.set_json("pipeline", replace(p, source_type=asm.source_type).to_json())
+                st.set_json("pipeline", asm.pipeline.to_json())
             return action(asm)
         finally:
             asm.close()
@@ -205,8 +205,8 @@ def baseline(
     source: Annotated[
         str,
         typer.Argument(
-            help="ResourceSync: site, source description, capability list, resource list or "
-            "index URL."
+            help="ResourceSync (site, capability list, resource list...) or OAI-PMH base URL; "
+            "the type is detected."
         ),
     ],
     collection: Annotated[str, typer.Option("--collection", help="Destination Col-IRI.")],
@@ -215,7 +215,15 @@ def baseline(
     ] = None,
     source_type: Annotated[
         str | None,
-        typer.Option("--source-type", help="Force the source type (default: detected)."),
+        typer.Option("--source-type", help="resourcesync | oai-pmh | saf (default: detected)."),
+    ] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="OAI-PMH: harvest only this set (repeatable)."),
+    ] = None,
+    metadata_prefix: Annotated[
+        str | None,
+        typer.Option("--metadata-prefix", help="OAI-PMH: the metadata format to read."),
     ] = None,
     state: StateOpt = None,
     username: Annotated[
@@ -245,10 +253,15 @@ def baseline(
         ):
             if value is not None:
                 destination[key] = value
+        source_table = _source_table(source)
+        if sets:
+            source_table["sets"] = list(sets)
+        if metadata_prefix:
+            source_table["metadata_prefix"] = metadata_prefix
         p = Pipeline(
             name=name,
             source_type=source_type,
-            source=_source_table(source),
+            source=source_table,
             destination_type="sword",
             destination=destination,
         )

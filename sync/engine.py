@@ -36,7 +36,7 @@ from .contracts import (
 from .depositor import Depositor, DepositPolicy, Outcome
 from .errors import MassDeletionError, SyncError, redact
 from .linker import DEFAULT_PREFERENCE, LinkGraph, build_item
-from .model import Item
+from .model import Entry, Item
 from .planner import DELETE, UNCHANGED, ItemPlan, plan_item
 from .progress import Progress
 
@@ -228,9 +228,10 @@ class Engine:
             counts.add("skipped", changes.skipped)
             for reason in changes.skipped_reasons:
                 log.warning("%s", reason)
+        dropped = self._dropped_files(changes.upserts)
         self.state.upsert_entries(changes.upserts, run_id)
         touched = {e.loc for e in changes.upserts}
-        gone = []
+        gone = list(dropped)
         for e in changes.deleted:
             loc = (
                 e.loc
@@ -249,6 +250,25 @@ class Engine:
         )
         limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
         return PassResult(changes.complete, limited, changes.cursor or since_text)
+
+    def _dropped_files(self, upserts: list[Entry]) -> list[str]:
+        """Files a changed record no longer describes are gone: a source that reports
+        records (OAI-PMH) says no more than that. Only files that belong to the record (their
+        own ``describedby`` names it) are dropped."""
+        changed = {e.loc for e in upserts}
+        records = [e for e in upserts if e.links_with("describes")]
+        before = self.state.entries(e.loc for e in records)
+        dropped: list[str] = []
+        for e in records:
+            old = before.get(e.loc)
+            if old is None:
+                continue
+            now = {ln.href for ln in e.links_with("describes")}
+            gone = sorted({ln.href for ln in old.links_with("describes")} - now - changed)
+            for loc, f in self.state.entries(gone).items():
+                if any(ln.href == e.loc for ln in f.links_with("describedby")):
+                    dropped.append(loc)
+        return dropped
 
     def _mark_unlisted(self, run_id: int, force_delete: bool) -> None:
         """Resources the fresh listing no longer names are gone (guarded against mass loss)."""

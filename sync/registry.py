@@ -8,7 +8,7 @@ never names a protocol: it asks ``assemble`` for an engine.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,20 @@ def settings_fields(side: str, name: str) -> set[str]:
     return {f.name for f in fields(kind.settings)}
 
 
+LOCATION_KEYS = ("url", "base_url", "path")
+
+
 def source_settings(p: Pipeline, source_type: str) -> Any:
-    return from_table(_source_type(source_type).settings, p.source, "source")
+    """The source's settings; a location given under another type's key (the command line's
+    SOURCE is a ``url`` or a ``path``) moves to the key this type names it by."""
+    kind = _source_type(source_type)
+    table = dict(p.source)
+    names = {f.name for f in fields(kind.settings)}
+    own = next((k for k in LOCATION_KEYS if k in names), None)
+    for key in LOCATION_KEYS:
+        if own is not None and key != own and key in table and own not in table:
+            table[own] = table.pop(key)
+    return from_table(kind.settings, table, "source")
 
 
 def destination_settings(p: Pipeline) -> Any:
@@ -123,7 +135,7 @@ class Assembly:
     source: Source
     destination: Destination
     http: Http
-    source_type: str
+    pipeline: Pipeline  # with the detected source type and normalised settings
 
     def close(self) -> None:
         self.source.close()
@@ -158,9 +170,12 @@ def assemble(p: Pipeline, state: StateStore, *, progress: bool = True) -> Assemb
     )
     source_type = p.source_type
     if source_type is None:
+        if "://" in p.source_location:
+            http.allow(p.source_location)
         source_type = detect_source_type(p.source_location, http)
-    kind = _source_type(source_type)
-    source = kind.build(source_settings(p, source_type), runtime)
+    chosen = source_settings(p, source_type)
+    p = replace(p, source_type=source_type, source=to_table(chosen))
+    source = _source_type(source_type).build(chosen, runtime)
     destination = _destination_type(p.destination_type).build(destination_settings(p), runtime)
     settings = EngineSettings(
         name=p.name,
@@ -184,7 +199,7 @@ def assemble(p: Pipeline, state: StateStore, *, progress: bool = True) -> Assemb
         progress=progress,
         requests_sent=lambda: http.requests_sent,
     )
-    return Assembly(engine, source, destination, http, source_type)
+    return Assembly(engine, source, destination, http, p)
 
 
 def is_local_path(location: str) -> bool:
@@ -207,9 +222,11 @@ def _register_builtin() -> None:
     from .destinations import memory as memory_destination
     from .destinations.sword import plugin as sword
     from .sources import memory as memory_source
+    from .sources.oai_pmh import plugin as oai_pmh
     from .sources.resourcesync import plugin as resourcesync
 
     register_module("source", resourcesync)
+    register_module("source", oai_pmh)
     register_module("source", memory_source)
     register_module("destination", sword)
     register_module("destination", memory_destination)

@@ -24,7 +24,7 @@ from defusedxml.ElementTree import iterparse
 
 from ...errors import DocumentError, SyncError
 from ...http import Http
-from ...lists import parse_datetime
+from ..resourcesync.lists import parse_datetime
 
 log = logging.getLogger(__name__)
 

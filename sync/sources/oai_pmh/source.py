@@ -24,8 +24,8 @@ from ...errors import DocumentError, MetadataError, SyncError
 from ...fetcher import Fetcher
 from ...filenames import filename_from_url, safe_filename
 from ...http import Http
-from ...lists import parse_datetime
 from ...model import Entry, Item, Link
+from ..resourcesync.lists import parse_datetime
 from . import mets, ore
 from .files import DEFAULT_BUNDLES, FileDesc, select_bundles
 from .protocol import Harvest, Identify, ListVerb, OaiClient, Record
@@ -250,11 +250,11 @@ class OaiPmhSource:
     def listing(self) -> Listing:
         """Everything the repository lists now, streamed page by page."""
 
-        def first_date(date: str | None) -> None:
-            if listing.cursor is None and date:
-                listing.cursor = date
+        def stream(listing: Listing) -> Iterator[Entry]:
+            def first_date(date: str | None) -> None:
+                if listing.cursor is None and date:
+                    listing.cursor = date
 
-        def stream() -> Iterator[Entry]:  # runs after ``listing`` below exists
             try:
                 self.metadata_prefix  # noqa: B018 - fail early, as one error of the pass
             except SyncError as exc:
@@ -268,8 +268,7 @@ class OaiPmhSource:
                 except SyncError as exc:
                     listing.errors.append(exc)
 
-        listing = Listing(stream())
-        return listing
+        return Listing(stream)
 
     def changes(self, since: datetime | None) -> Changes | None:
         """Records changed at or after ``since``; None when the repository keeps no
