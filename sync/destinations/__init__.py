@@ -1,0 +1,1 @@
+"""Destinations: where items go. One module or package per protocol."""
