@@ -76,7 +76,7 @@ _FROM_DC_EXTRA: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("identifier", None): ("identifier",),
 }
 # refinement -> the broader term reading adds (writing leaves those values out).
-_BROADER: dict[str, str] = {
+BROADER: dict[str, str] = {
     "issued": "date",
     "created": "date",
     "dateAccepted": "date",
@@ -126,7 +126,7 @@ def _placement(term: str, value: str) -> tuple[str, str, str | None]:
 def _derived(terms: Mapping[str, Sequence[str]]) -> dict[str, set[str]]:
     """Values of broader terms that reading will add back from their refinements."""
     derived: dict[str, set[str]] = {}
-    for term, broader in _BROADER.items():
+    for term, broader in BROADER.items():
         derived.setdefault(broader, set()).update(terms.get(term, ()))
     return derived
 
@@ -203,8 +203,8 @@ def read_terms(root: Element) -> list[tuple[str, str]]:
         qualifier = _qualifier(el.get("qualifier"))
         if schema == DCTERMS_SCHEMA:
             names: tuple[str, ...] = (element,)
-            if element in _BROADER:
-                names = (element, _BROADER[element])
+            if element in BROADER:
+                names = (element, BROADER[element])
         else:
             key = (element.lower(), qualifier.lower() if qualifier else None)
             names = _FROM_DC[key] if key in _FROM_DC else (element.lower(),)
