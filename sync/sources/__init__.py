@@ -1,0 +1,1 @@
+"""Sources: where items come from. One module or package per protocol."""
