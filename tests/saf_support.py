@@ -7,15 +7,21 @@ import hashlib
 import os
 import subprocess
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from sync.contracts import Container, DeferredError, Destination, Fetched, Metadata
+from sync.contracts import Container, DeferredError, Destination, Fetched, Listing, Metadata
 from sync.crosswalk import DCRecord, read_metadata
-from sync.errors import SyncError as SyncError
+from sync.discovery import discover
+from sync.errors import SyncError
+from sync.fetcher import Fetcher
+from sync.http import Http, HttpSettings, host_key
 from sync.linker import link
-from sync.model import Entry
+from sync.lists import ListReader
+from sync.model import Entry, Item
 from sync.saf.dublin_core import BROADER, schema_document
 from tests.servers.dspace_import import Repository, write_wrapper
 
@@ -305,6 +311,10 @@ class MiniSync:
 
     @staticmethod
     def _metadata(source: Any, item: Any) -> Metadata:
+        if item.primary is None:  # a plain resource: its name is its title
+            dc = DCRecord()
+            dc.add("title", unquote(item.key.rstrip("/").rsplit("/", 1)[-1]))
+            return Metadata(dc, dc.title or item.key, (item.key,), item.key)
         got = source.fetch(item.primary)
         try:
             _fmt, dc = read_metadata(got.path.read_bytes(), url=item.primary.loc)
@@ -316,3 +326,33 @@ class MiniSync:
             identifiers=tuple(source.identifiers(item)),
             key=item.key,
         )
+
+
+# -- a ResourceSync source over the existing reading code (tests and the demo) -------------
+def http_for(*urls: str) -> Http:
+    settings = HttpSettings(per_host_rate=0, attempts=2, backoff_initial=0.01)
+    return Http(settings=settings, allowed_hosts={host_key(u) for u in urls})
+
+
+class ResourceSyncTestSource:
+    """The resource lists of a local ResourceSync source, read by the existing code."""
+
+    def __init__(self, url: str) -> None:
+        self.http = http_for(url)
+        self.url = url
+        self.reader = ListReader(self.http)
+        self.fetcher = Fetcher(self.http, max_file_size=1 << 30)
+
+    def listing(self) -> Listing:
+        def entries() -> Iterator[Entry]:
+            for list_url in discover(self.reader, self.url).resource_lists:
+                for _info, found in self.reader.walk(list_url):
+                    yield from found
+
+        return Listing(entries())
+
+    def fetch(self, entry: Entry) -> Fetched:
+        return self.fetcher.fetch(entry)
+
+    def identifiers(self, item: Item) -> list[str]:
+        return [e.loc for e in item.metadata] or [item.key]

@@ -7,16 +7,10 @@ behind the contracts); what is under test is the SAF side and what arrives."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
-from sync.contracts import Container, Fetched, Listing, Metadata
+from sync.contracts import Container, Fetched, Metadata
 from sync.destinations.saf import SafDestination
-from sync.discovery import discover
-from sync.fetcher import Fetcher
-from sync.http import Http, HttpSettings, host_key
-from sync.lists import ListReader
-from sync.model import Entry, Item
 from sync.sources.saf import SafSource
 from sync.sword.atom import build_entry
 from sync.sword.client import SwordClient
@@ -24,8 +18,10 @@ from tests.conftest import PASSWORD
 from tests.saf_support import (
     Importer,
     MiniSync,
+    ResourceSyncTestSource,
     export_dc,
     export_items,
+    http_for,
     item_dc,
     item_files,
     write_export,
@@ -36,40 +32,11 @@ from tests.servers.sword_server import SwordServer
 COL = "123456789/2"
 
 
-def _http(*urls: str) -> Http:
-    settings = HttpSettings(per_host_rate=0, attempts=2, backoff_initial=0.01)
-    return Http(settings=settings, allowed_hosts={host_key(u) for u in urls})
-
-
-class ResourceSyncTestSource:
-    """The resource lists of a local ResourceSync source, read by the existing code."""
-
-    def __init__(self, url: str) -> None:
-        self.http = _http(url)
-        self.url = url
-        self.reader = ListReader(self.http)
-        self.fetcher = Fetcher(self.http, max_file_size=1 << 30)
-
-    def listing(self) -> Listing:
-        def entries() -> Iterator[Entry]:
-            for list_url in discover(self.reader, self.url).resource_lists:
-                for _info, found in self.reader.walk(list_url):
-                    yield from found
-
-        return Listing(entries())
-
-    def fetch(self, entry: Entry) -> Fetched:
-        return self.fetcher.fetch(entry)
-
-    def identifiers(self, item: Item) -> list[str]:
-        return [e.loc for e in item.metadata] or [item.key]
-
-
 class SwordTestDestination:
     """Creates and completes SWORD containers through the existing client."""
 
     def __init__(self, sword: SwordServer) -> None:
-        self.http = _http(sword.sd_iri)
+        self.http = http_for(sword.sd_iri)
         self.http.set_auth(sword.sd_iri, "sword", PASSWORD)
         self.client = SwordClient(self.http)
 
