@@ -159,13 +159,22 @@ class SafDestination:
     def create(self, collection: str, metadata: Metadata, *, slug: str) -> Container:
         name = item_name(metadata.key)
         col = self._collection(collection, metadata.key)
+        batch = self._run_batch()
+        earlier = self.batches.last_add(name)
+        if earlier is not None and earlier != batch:
+            # a second add would make a duplicate in DSpace
+            raise DepositError(
+                f"the item is already in batch {earlier} ({name}) and not deleted since",
+                resource=metadata.key,
+                hint="sync with the state DB that wrote this folder, or remove the item there",
+            )
         handle = self._source_handle(metadata) if self.keep_handles else None
         self._discard_staging(name)
         staging = self._staging(name)
         staging.mkdir(parents=True)
         self._write_metadata(staging, metadata)
         self._save(name, Staged(ADD, col, handle))
-        return Container(name, {"batch": self._run_batch(), "collection": col})
+        return self._container(name, batch, col)
 
     def find(
         self, collection: str, metadata: Metadata, *, slug: str, owned: Callable[[str], bool]
@@ -175,12 +184,11 @@ class SafDestination:
             return None
         staged = self._load(name)
         if staged is not None and staged.kind == ADD:
-            return Container(name, {"batch": self._run_batch(), "collection": staged.collection})
+            return self._container(name, self._run_batch(), staged.collection)
         batch = self.batches.last_add(name)
         if batch is None:
             return None
-        col = self._collection(collection, metadata.key)
-        return Container(name, {"batch": batch, "collection": col})
+        return self._container(name, batch, self._collection(collection, metadata.key))
 
     def add_file(self, container: Container, file: Fetched) -> str | None:
         name = container.id
@@ -269,6 +277,14 @@ class SafDestination:
         return _md5(folder / held.name)
 
     # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _container(name: str, batch: str, collection: str) -> Container:
+        """What the state keeps: where the item was added (informative: the folder is read
+        from disk each time, so a replay that completes it in a later batch is fine)."""
+        return Container(
+            name, {"batch": batch, "folder": f"{batch}/{ADD}/{name}", "collection": collection}
+        )
+
     def _run_batch(self) -> str:
         if self._batch is None:
             raise DepositError("no run is open (open_run first)", resource=self.location)

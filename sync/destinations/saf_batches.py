@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,10 @@ class Batches:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # mapfiles by path, kept while their size and mtime stay the same: every handle look-up
+        # reads the maps of all batches
+        self._maps: dict[Path, tuple[tuple[int, int], dict[str, str]]] = {}
+        self._maps_lock = threading.Lock()
 
     def names(self) -> list[str]:
         """Batch folder names, oldest first."""
@@ -79,10 +84,22 @@ class Batches:
         """A mapfile of a batch (``add.map``, ``replace.map``, ``delete.map``), None if absent."""
         path = self.dir(batch) / name
         try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        with self._maps_lock:
+            cached = self._maps.get(path)
+        if cached is not None and cached[0] == stamp:
+            return dict(cached[1])
+        try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        return mapfile.parse(text, resource=str(path))
+        mapping = mapfile.parse(text, resource=str(path))
+        with self._maps_lock:
+            self._maps[path] = (stamp, mapping)
+        return dict(mapping)
 
     def imported(self, batch: str) -> bool:
         """The add step of the batch ran (DSpace wrote its mapfile), or it has no additions."""

@@ -12,7 +12,7 @@ import pytest
 
 from sync.contracts import Container, DeferredError, Destination, Fetched, Metadata
 from sync.destinations.saf import SafDestination, item_name
-from sync.errors import ConfigError
+from sync.errors import ConfigError, DepositError
 from tests.saf_support import (
     Importer,
     deposit_create,
@@ -280,3 +280,18 @@ def test_staging_leftover_is_replaced_by_a_fresh_create(tmp_path: Path, out: Pat
         "new.txt",
     ]
     assert md5((folder / "new.txt").read_bytes()) == md5(b"new")
+
+
+def test_a_second_add_of_a_live_item_is_refused(tmp_path: Path, out: Path) -> None:
+    md = _md("twice", "Twice")
+    dest = SafDestination(out, collection=COL)
+    dest.open_run(1)
+    deposit_create(dest, COL, md, [])
+    dest.close_run()
+    lost_state = SafDestination(out, collection=COL)  # as if the state DB were lost
+    lost_state.open_run(2)
+    with pytest.raises(DepositError, match="already in batch run-0001"):
+        lost_state.create(COL, md, slug="twice")
+    found = lost_state.find(COL, md, slug="twice", owned=lambda _id: False)
+    assert found is not None and found.data["batch"] == "run-0001"
+    assert lost_state.find(COL, md, slug="twice", owned=lambda _id: True) is None
