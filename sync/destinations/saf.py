@@ -248,6 +248,9 @@ class SafDestination:
 
     def delete(self, container: Container) -> None:
         name = container.id
+        if self.batches.last_add(name) is None:  # never added, or deleted already
+            self._discard_staging(name)
+            return
         handle = self._handle(name)
         self._discard_staging(name)
         with self._lock:
