@@ -111,7 +111,10 @@ class SafSource:
         if self._folders is None:
             self._folders = {}
             for folder in self.archive.folders():
-                self._folders.setdefault(self._key(folder), folder)
+                try:
+                    self._folders.setdefault(self._key(folder), folder)
+                except SyncError:
+                    continue  # a hostile handle file: the listing reports it; nothing to fetch
         return self._folders
 
     def _metadata_files(self, folder: str) -> list[str]:
