@@ -298,3 +298,18 @@ def test_a_second_add_of_a_live_item_is_refused(tmp_path: Path, out: Path) -> No
     found = lost_state.find(COL, md, slug="twice", owned=lambda _id: False)
     assert found is not None and found.data["batch"] == "run-0001"
     assert lost_state.find(COL, md, slug="twice", owned=lambda _id: True) is None
+
+
+def test_mapped_collections_let_each_item_choose(
+    tmp_path: Path, out: Path, importer: Importer
+) -> None:
+    dest = SafDestination(out, collection=COL)
+    dest.open_run(1)
+    deposit_create(dest, COL, _md("one", "One"), [])
+    deposit_create(dest, "123456789/7", _md("two", "Two"), [])  # a [collections] mapping
+    dest.close_run()
+    script = (out / "run-0001" / "IMPORT.sh").read_text()
+    assert "--add" in script and "--collection" not in script
+    importer.import_ok("run-0001")
+    held = {item_dc(it).title: it["collections"] for it in importer.repo.items.values()}
+    assert held == {"One": [COL], "Two": ["123456789/7"]}
