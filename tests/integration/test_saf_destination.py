@@ -313,3 +313,27 @@ def test_mapped_collections_let_each_item_choose(
     importer.import_ok("run-0001")
     held = {item_dc(it).title: it["collections"] for it in importer.repo.items.values()}
     assert held == {"One": [COL], "Two": ["123456789/7"]}
+
+
+def test_killed_update_is_redone_whole(tmp_path: Path, out: Path, importer: Importer) -> None:
+    md, files = _md("u", "Before"), [fetched(tmp_path, "u.txt", b"v1")]
+    dest = SafDestination(out, collection=COL)
+    dest.open_run(1)
+    c = deposit_create(dest, COL, md, files)
+    dest.close_run()
+    importer.import_ok("run-0001")
+
+    md2 = _md("u", "After")
+    files2 = [fetched(tmp_path, "u.txt", b"v2"), fetched(tmp_path, "w.txt", b"w")]
+    dest.open_run(2)
+    dest.replace_metadata(c, md2)
+    dest.replace_files(c, files2[0])  # killed here, before the second file and complete
+    assert not (out / "run-0002").exists()
+
+    again = SafDestination(out, collection=COL)
+    again.open_run(3)
+    deposit_update(again, c, md2, files2)  # the depositor sends the whole item again
+    again.close_run()
+    assert (out / "run-0003" / "replace.map").is_file()
+    importer.import_ok("run-0003")
+    assert_repository_holds(importer, {"u": (md2, files2)})
