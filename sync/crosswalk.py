@@ -14,6 +14,7 @@ from xml.etree.ElementTree import Element
 
 from .errors import MetadataError
 from .model import Entry
+from .saf import dublin_core as saf_dc
 from .safexml import parse_untrusted
 
 DC = "http://purl.org/dc/elements/1.1/"
@@ -99,7 +100,8 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def detect_format(root: Element) -> str | None:
-    """``oai_dc`` / ``qdc`` / ``dim`` by root element, ``dcterms`` by DC children, else None."""
+    """``oai_dc`` / ``qdc`` / ``dim`` / ``saf`` (a SAF ``dublin_core.xml``) by root element,
+    ``dcterms`` by DC children, else None."""
     ns, local = _split(root.tag)
     if (ns, local) == (OAI_DC, "dc"):
         return "oai_dc"
@@ -107,6 +109,8 @@ def detect_format(root: Element) -> str | None:
         return "qdc"
     if (ns, local) == (DIM, "dim"):
         return "dim"
+    if saf_dc.is_saf_root(root):
+        return "saf"
     if any(isinstance(child.tag, str) and _split(child.tag)[0] in (DC, DCTERMS) for child in root):
         return "dcterms"
     return None
@@ -164,6 +168,9 @@ def read_metadata(data: bytes, *, url: str) -> tuple[str, DCRecord]:
     record = DCRecord()
     if fmt == "dim":
         _read_dim(root, record)
+    elif fmt == "saf":
+        for name, value in saf_dc.read_terms(root):
+            record.add(name, value)
     elif fmt is not None:
         _read_dc(root, record)
     else:
@@ -172,7 +179,8 @@ def read_metadata(data: bytes, *, url: str) -> tuple[str, DCRecord]:
         raise MetadataError(
             f"unknown metadata format: root element <{found}>",
             resource=url,
-            hint="supported: oai_dc, qualified DC (qdc), DSpace DIM, or DC/dcterms elements",
+            hint="supported: oai_dc, qualified DC (qdc), DSpace DIM, DC/dcterms elements, "
+            "or a SAF dublin_core.xml",
         )
     return fmt, record
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from tests.servers.fixtures import SourceModel  # noqa: E402
 from tests.servers.rs_source import ResourceSyncSource  # noqa: E402
 from tests.servers.sword_server import SwordServer  # noqa: E402
+from tools import demo_saf  # noqa: E402
 
 PIPELINE = ROOT / "pipelines" / "demo.toml"
 STATE = ROOT / "state" / "demo.sqlite"
@@ -61,7 +62,7 @@ def main() -> int:
                 files = ", ".join(f"{f.name} ({f.size} B)" for f in c.files) or "no files"
                 print(f"    [{c.state}] {title}  ({creators})\n        {files}")
         print(f"  {len(held)} containers in all, for {len(model.items)} items at the source")
-        return code
+        return max(code, demo_saf.main(source.base_url + "/"))
     finally:
         source.stop()
         sword.stop()
