@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP) ## Mirror the built-in local ResourceSync source into the local SWORD server
+demo: $(STAMP) ## Mirror the built-in local sources (ResourceSync, OAI-PMH, SAF) into local destinations
 	$(PY) tools/demo.py
+	$(PY) tools/demo_oai.py
 
 test: $(STAMP) ## Run the unit and integration tests
 	$(PY) -m pytest -q

@@ -22,7 +22,7 @@ from .audit import AuditReport, audit
 from .config import Pipeline, load_pipeline
 from .engine import RunResult
 from .errors import ConfigError, SyncError, redact
-from .registry import Assembly, assemble
+from .registry import Assembly, assemble, build_destination, relocate
 from .state import RunLock, State
 
 app = typer.Typer(
@@ -209,7 +209,24 @@ def baseline(
             "the type is detected."
         ),
     ],
-    collection: Annotated[str, typer.Option("--collection", help="Destination Col-IRI.")],
+    collection: Annotated[
+        str | None, typer.Option("--collection", help="SWORD destination: the Col-IRI.")
+    ] = None,
+    saf: Annotated[
+        Path | None,
+        typer.Option("--saf", help="SAF destination: the output folder for import batches."),
+    ] = None,
+    saf_collection: Annotated[
+        str | None,
+        typer.Option("--saf-collection", help="SAF destination: the DSpace collection handle."),
+    ] = None,
+    saf_zip: Annotated[
+        bool, typer.Option("--saf-zip", help="SAF destination: also write add.zip/replace.zip.")
+    ] = False,
+    keep_handles: Annotated[
+        bool,
+        typer.Option("--keep-handles", help="SAF destination: keep the source's handles."),
+    ] = False,
     service_document: Annotated[
         str | None, typer.Option("--service-document", help="SWORD SD-IRI.")
     ] = None,
@@ -245,14 +262,16 @@ def baseline(
     tuning = Tuning(workers, limit, per_host_concurrency, rate, ca_bundle, insecure)
 
     def go() -> RunResult:
-        destination: dict[str, Any] = {"collection": collection}
-        for key, value in (
-            ("service_document", service_document),
-            ("username", username),
-            ("on_behalf_of", on_behalf_of),
-        ):
-            if value is not None:
-                destination[key] = value
+        destination_type, destination = _destination_table(
+            collection=collection,
+            service_document=service_document,
+            username=username,
+            on_behalf_of=on_behalf_of,
+            saf=saf,
+            saf_collection=saf_collection,
+            saf_zip=saf_zip,
+            keep_handles=keep_handles,
+        )
         source_table = _source_table(source)
         if sets:
             source_table["sets"] = list(sets)
@@ -262,7 +281,7 @@ def baseline(
             name=name,
             source_type=source_type,
             source=source_table,
-            destination_type="sword",
+            destination_type=destination_type,
             destination=destination,
         )
         p = tuning.apply(p, state or Path(f"state/{name}.sqlite"))
@@ -273,6 +292,43 @@ def baseline(
         )
 
     _run(go)
+
+
+def _destination_table(
+    *,
+    collection: str | None,
+    service_document: str | None,
+    username: str | None,
+    on_behalf_of: str | None,
+    saf: Path | None,
+    saf_collection: str | None,
+    saf_zip: bool,
+    keep_handles: bool,
+) -> tuple[str, dict[str, Any]]:
+    """The destination the command line names: a SWORD collection or a SAF folder."""
+    if saf is not None:
+        if collection or service_document or username:
+            raise ConfigError(
+                "--saf writes SAF batches: --collection and SWORD options do not apply"
+            )
+        table: dict[str, Any] = {"path": str(saf), "zip": saf_zip, "keep_handles": keep_handles}
+        if saf_collection:
+            table["collection"] = saf_collection
+        return "saf", table
+    if not collection:
+        raise ConfigError(
+            "no destination given",
+            hint="--collection COL_IRI (SWORD) or --saf OUT_DIR (DSpace Simple Archive Format)",
+        )
+    table = {"collection": collection}
+    for key, value in (
+        ("service_document", service_document),
+        ("username", username),
+        ("on_behalf_of", on_behalf_of),
+    ):
+        if value is not None:
+            table[key] = value
+    return "sword", table
 
 
 def _source_table(location: str) -> dict[str, Any]:
@@ -313,6 +369,12 @@ def run(
 @app.command()
 def incremental(
     state: StateOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="Read the source from here this time (e.g. a new SAF export)."
+        ),
+    ] = None,
     comment: CommentOpt = None,
     workers: WorkersOpt = None,
     limit: LimitOpt = None,
@@ -328,7 +390,12 @@ def incremental(
     def go() -> RunResult:
         st, p = _open_state(state, must_exist=True)
         p = tuning.apply(p)
-        return _sync(p, st, lambda a: a.engine.incremental(comment, force_delete=force_delete))
+        save = source is not None
+        if source is not None:  # the new location is kept for the next runs
+            p = replace(p, source=relocate(p, source))
+        return _sync(
+            p, st, lambda a: a.engine.incremental(comment, force_delete=force_delete), save=save
+        )
 
     _run(go)
 
@@ -356,8 +423,9 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
     """Items by state, past runs and the errors of items that are not synced."""
 
     def go() -> None:
-        st, _p = _open_state(state, must_exist=True)
+        st, p = _open_state(state, must_exist=True)
         counts = st.count_items()
+        waiting = build_destination(p).waiting()
         failing = []
         for item in st.failed_items():
             failing.append(
@@ -380,6 +448,7 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
                         "not_synced": failing,
                         "runs": runs,
                         "last_run_errors": last_errors,
+                        "waiting": waiting,
                     },
                     indent=2,
                     ensure_ascii=False,
@@ -394,6 +463,11 @@ def status(state: StateOpt = None, as_json: JsonOpt = False) -> None:
                 typer.echo(f"  {f['status']:<11} {f['item']}\n      {f['error']}")
             if len(failing) > 50:
                 typer.echo(f"  ... and {len(failing) - 50} more (--json lists all)")
+        if waiting:
+            typer.echo(
+                "waiting to be imported (run their IMPORT.sh; later changes to their items "
+                "wait for it): " + ", ".join(waiting)
+            )
         refused = [e for e in last_errors if not e["item"]]
         if refused:
             typer.echo(f"refused or unreadable in the last run ({len(refused)}):")

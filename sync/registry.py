@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 from .config import Options, Pipeline
@@ -118,6 +117,32 @@ def check_pipeline(p: Pipeline) -> None:
         check(p.collections)
 
 
+def relocate(p: Pipeline, location: str) -> dict[str, Any]:
+    """The pipeline's source table read from another location (a new export, a moved URL)."""
+    table = {k: v for k, v in p.source.items() if k not in LOCATION_KEYS}
+    key = "url" if "://" in location else "path"
+    if p.source_type is not None:
+        names = {f.name for f in fields(_source_type(p.source_type).settings)}
+        key = next((k for k in LOCATION_KEYS if k in names), key)
+    table[key] = location
+    return table
+
+
+def build_destination(p: Pipeline) -> Destination:
+    """Only the destination (for ``status``: what it holds back); sends no request."""
+    runtime = _runtime(p, http_for(p))
+    return _destination_type(p.destination_type).build(destination_settings(p), runtime)
+
+
+def _runtime(p: Pipeline, http: Http) -> Runtime:
+    return Runtime(
+        http=http,
+        fetcher=Fetcher(http, max_file_size=p.max_file_size),
+        options=p.options(),
+        destination_collections=sorted(set(p.collections.values())),
+    )
+
+
 def detect_source_type(location: str, http: Http) -> str:
     """The source type a location speaks: a local path is an archive; a URL is asked in
     registration order (each ``detect`` sends at most one request)."""
@@ -161,13 +186,7 @@ def http_for(p: Pipeline) -> Http:
 def assemble(p: Pipeline, state: StateStore, *, progress: bool = True) -> Assembly:
     """Build the HTTP client, source, destination and engine a pipeline names."""
     http = http_for(p)
-    options = p.options()
-    runtime = Runtime(
-        http=http,
-        fetcher=Fetcher(http, max_file_size=p.max_file_size),
-        options=options,
-        destination_collections=sorted(set(p.collections.values())),
-    )
+    runtime = _runtime(p, http)
     source_type = p.source_type
     if source_type is None:
         if "://" in p.source_location:
@@ -202,10 +221,6 @@ def assemble(p: Pipeline, state: StateStore, *, progress: bool = True) -> Assemb
     return Assembly(engine, source, destination, http, p)
 
 
-def is_local_path(location: str) -> bool:
-    return "://" not in location and (Path(location).exists() or location.endswith(".zip"))
-
-
 # -- the registrations -------------------------------------------------------------------------
 def register_module(side: str, module: Any) -> None:
     """A protocol module names itself (``NAME``), its settings (``Settings``), a ``build``
@@ -220,15 +235,19 @@ def register_module(side: str, module: Any) -> None:
 
 def _register_builtin() -> None:
     from .destinations import memory as memory_destination
+    from .destinations import saf_plugin as saf_destination
     from .destinations.sword import plugin as sword
     from .sources import memory as memory_source
+    from .sources import saf_plugin as saf_source
     from .sources.oai_pmh import plugin as oai_pmh
     from .sources.resourcesync import plugin as resourcesync
 
     register_module("source", resourcesync)
+    register_module("source", saf_source)  # detected first: a local path, no request
     register_module("source", oai_pmh)
     register_module("source", memory_source)
     register_module("destination", sword)
+    register_module("destination", saf_destination)
     register_module("destination", memory_destination)
 
 

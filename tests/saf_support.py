@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sync.discovery import discover
-from sync.lists import ListReader
-
 from sync.contracts import Container, DeferredError, Destination, Fetched, Listing, Metadata
 from sync.crosswalk import DCRecord, read_metadata
 from sync.errors import SyncError
@@ -24,6 +21,8 @@ from sync.http import Http, HttpSettings, host_key
 from sync.linker import link
 from sync.model import Entry, Item
 from sync.saf.dublin_core import BROADER, schema_document
+from sync.sources.resourcesync.discovery import discover
+from sync.sources.resourcesync.lists import ListReader
 from tests.servers.dspace_import import Repository, write_wrapper
 
 EPERSON = "importer@example.org"
@@ -345,12 +344,12 @@ class ResourceSyncTestSource:
         self.fetcher = Fetcher(self.http, max_file_size=1 << 30)
 
     def listing(self) -> Listing:
-        def entries() -> Iterator[Entry]:
+        def entries(listing: Listing) -> Iterator[Entry]:
             for list_url in discover(self.reader, self.url).resource_lists:
                 for _info, found in self.reader.walk(list_url):
                     yield from found
 
-        return Listing(entries())
+        return Listing(entries)
 
     def fetch(self, entry: Entry) -> Fetched:
         return self.fetcher.fetch(entry)

@@ -62,7 +62,9 @@ def main() -> int:
                 files = ", ".join(f"{f.name} ({f.size} B)" for f in c.files) or "no files"
                 print(f"    [{c.state}] {title}  ({creators})\n        {files}")
         print(f"  {len(held)} containers in all, for {len(model.items)} items at the source")
-        return max(code, demo_saf.main(source.base_url + "/"))
+        return max(
+            code, demo_saf.main(source.base_url + "/", sword.sd_iri, sword.col_iri("default"))
+        )
     finally:
         source.stop()
         sword.stop()

@@ -134,10 +134,7 @@ class SafSource:
 
     # -- listing -----------------------------------------------------------------------------
     def listing(self) -> Listing:
-        errors: list[SyncError] = []
-        listing = Listing(self._entries(errors))
-        listing.errors = errors  # filled while the entries are read
-        return listing
+        return Listing(lambda listing: self._entries(listing.errors))
 
     def _entries(self, errors: list[SyncError]) -> Iterator[Entry]:
         try:

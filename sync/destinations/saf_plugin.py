@@ -1,0 +1,46 @@
+"""SAF's registration as a destination (``[destination]`` with ``type = "saf"``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..saf import handles
+from ..settings import require
+from .saf import SafDestination
+
+if TYPE_CHECKING:
+    from ..registry import Runtime
+
+NAME = "saf"
+
+
+@dataclass
+class Settings:
+    path: str = ""  # the output folder: one run-NNNN/ batch per run
+    collection: str = ""  # DSpace collection handle the items are imported into
+    keep_handles: bool = False  # write the source's handles (a mirror that keeps them)
+    zip: bool = False  # also write add.zip / replace.zip for `dspace import --zip`
+
+    def validate(self, section: str) -> None:
+        require(bool(self.path), section, "path", "must name the output folder")
+        require(
+            not self.collection or handles.is_handle(self.collection),
+            section,
+            "collection",
+            "must be a DSpace handle such as 123456789/2",
+        )
+
+    def check_collections(self, mapping: dict[str, str]) -> None:
+        for key, col in mapping.items():
+            require(handles.is_handle(col), "collections", key, "must map to a DSpace handle")
+
+
+def build(s: Settings, rt: Runtime) -> SafDestination:
+    return SafDestination(
+        Path(s.path).expanduser(),
+        collection=s.collection or None,
+        keep_handles=s.keep_handles,
+        zip=s.zip,
+    )
