@@ -148,20 +148,25 @@ def _read_dim(root: Element, record: DCRecord) -> None:
             record.add(name, value)
 
 
+class UnreadableRecordError(MetadataError):
+    """The record is empty, not well-formed, or refused for safety (DTD, entities): not a
+    record without a title, so no fallback title may stand in for it."""
+
+
 def parse_metadata_root(data: bytes, *, url: str) -> Element:
     """Parse untrusted XML safely; ``MetadataError`` for malformed or hostile documents."""
     if not data or not data.strip():
-        raise MetadataError("the metadata record is empty", resource=url)
+        raise UnreadableRecordError("the metadata record is empty", resource=url)
     try:
         root: Element = safe_fromstring(data, forbid_dtd=True)
     except DefusedXmlException as exc:
-        raise MetadataError(
+        raise UnreadableRecordError(
             f"the metadata record was refused: it uses {type(exc).__name__} "
             "(DTDs and entities are not accepted)",
             resource=url,
         ) from None
     except (ParseError, ValueError) as exc:
-        raise MetadataError(
+        raise UnreadableRecordError(
             f"the metadata record is not well-formed XML ({exc})", resource=url
         ) from None
     return root

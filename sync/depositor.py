@@ -18,15 +18,17 @@ from typing import Any
 
 from .config import Pipeline
 from .contracts import Fetched
-from .crosswalk import DCRecord, read_metadata
+from .crosswalk import DCRecord, UnreadableRecordError, read_metadata
 from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
 from .fetcher import Fetcher
 from .filenames import filename_from_url
 from .model import Item
 from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
+from .recovery import find_landed
 from .state import COMPLETE, CONFLICT, CREATING, DELETED, IN_PROGRESS, FileState, ItemState, State
-from .sword.atom import Receipt, Statement, build_entry
+from .sword.atom import Receipt, Statement, build_entry, held_files
 from .sword.client import ListingUnsupportedError, SwordClient
+from .sword.limits import over_limit_message
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,13 @@ class Depositor:
                 dl.discard()
             try:
                 _fmt, dc = read_metadata(data, url=record.loc)
+            except UnreadableRecordError as exc:
+                # refused for safety or not well-formed: never deposited under a fallback title
+                raise MetadataError(
+                    exc.message,
+                    resource=record.loc,
+                    hint="the item is retried by replay once the source serves a readable record",
+                ) from None
             except MetadataError as exc:
                 problems.append(exc.describe())
                 continue
@@ -203,7 +212,7 @@ class Depositor:
         limit = self.sword.max_upload_kb
         if limit is not None and got.size > limit * 1024:
             raise DepositError(
-                f"file is {got.size} bytes, over the server's maxUploadSize of {limit} kB",
+                "file is over the server's upload limit: " + over_limit_message(got.size, limit),
                 resource=got.entry.loc,
                 hint="ask the repository to raise its upload limit",
             )
@@ -304,10 +313,23 @@ class Depositor:
             return None
         if "statement" not in seen:
             seen["statement"] = self.sword.statement(st.statement_iri)
-        for f in seen["statement"].files:
-            if f.name == got.filename and (f.md5 is None or f.md5 == got.md5):
-                return f.iri or ""
-        return None
+        held = held_files(seen["statement"])
+        known = {f.file_iri for f in st.files.values() if f.file_iri}
+        if not any(h.ref for h in held):
+            # no per-file IRIs: only name and MD5 can tell (the earlier behaviour)
+            for f in seen["statement"].files:
+                if f.name == got.filename and (f.md5 is None or f.md5 == got.md5):
+                    return ""
+            return None
+        found = find_landed(
+            held,
+            known,
+            name=got.filename,
+            md5=got.md5,
+            size=got.size,
+            md5_of=lambda h: self.sword.file_md5(h.ref or ""),
+        )
+        return None if found is None else (found.ref or "")
 
     def _add_file(
         self, key: str, em_iri: str, got: Fetched, verify: dict[str, Statement] | None
@@ -378,9 +400,18 @@ class Depositor:
             md5=first.md5,
             content_type=first.content_type,
         )
-        self._file_done(key, first, None)
+        self._file_done(key, first, self._sole_file_iri(key))
         for got in rest:
             self._add_file(key, em_iri, got, None)
+
+    def _sole_file_iri(self, key: str) -> str | None:
+        """After all media were replaced by one file: its IRI from the statement (a PUT
+        answers none), so that file is known by its ref and never taken for a lost upload."""
+        st = self.state.item(key)
+        if st is None or not st.statement_iri:
+            return None
+        files = self.sword.statement(st.statement_iri).files
+        return files[0].iri if len(files) == 1 and files[0].iri else None
 
     # -- delete ------------------------------------------------------------------------------
     def _delete(self, st: ItemState, plan: ItemPlan) -> Outcome:

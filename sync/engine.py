@@ -21,8 +21,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .changes import alias_suffixes, collapse
+from .changes import (
+    READ_DOCUMENTS_KEY,
+    SkipReport,
+    alias_suffixes,
+    collapse,
+    next_cursor,
+    select_changes,
+)
 from .config import Pipeline
+from .contracts import HeldFile
 from .discovery import SourcePlan, discover
 from .errors import ConfigError, MassDeletionError, SyncError, redact
 from .fetcher import Fetcher
@@ -32,7 +40,9 @@ from .lists import ListReader
 from .model import Entry, Item
 from .planner import DELETE, UNCHANGED, ItemPlan, plan_item
 from .progress import Progress
+from .recovery import compare_files
 from .state import DELETED, FAILED, RETRYABLE, ItemState, State
+from .sword.atom import held_files
 from .sword.client import SwordClient
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,7 @@ class PassResult:
     complete: bool
     limited: bool
     cursor: str | None
+    note: str | None = None  # said in the run's message when nothing else is (skipped changes)
 
 
 class Engine:
@@ -175,6 +186,8 @@ class Engine:
             message = "not everything could be read; the next run continues from the same point"
         elif result.limited:
             message = f"stopped at --limit {self.p.limit}; the next run continues"
+        else:
+            message = result.note
         earned = result.complete and not result.limited
         return self._end(
             run_id,
@@ -207,9 +220,14 @@ class Engine:
         since = datetime.fromisoformat(since_text) if since_text else None
         if since is not None:
             since -= timedelta(seconds=self.p.overlap_seconds)
-        touched, latest, complete = self._apply_change_lists(plan, run_id, since)
+        skips = SkipReport()
+        touched, latest, complete = self._apply_change_lists(plan, run_id, since, skips)
         limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
-        return PassResult(complete, limited, latest.isoformat() if latest else since_text)
+        if complete and not limited:  # what the next run compares documents with
+            self.state.set_json(READ_DOCUMENTS_KEY, skips.documents_read)
+        return PassResult(
+            complete, limited, next_cursor(latest, since_text), skips.describe() or None
+        )
 
     def _read_resource_lists(self, plan: SourcePlan, run_id: int) -> tuple[bool, str]:
         """Every resource list into state, sitemap by sitemap. (all read?, cursor)."""
@@ -272,7 +290,12 @@ class Engine:
         return self._finish_pass(run_id, "incremental", counts, result)
 
     def _change_entries(
-        self, plan: SourcePlan, run_id: int, since: datetime | None, errors: list[SyncError]
+        self,
+        plan: SourcePlan,
+        run_id: int,
+        since: datetime | None,
+        errors: list[SyncError],
+        skips: SkipReport,
     ) -> Iterator[Entry]:
         urls = list(plan.change_lists)
         for archive in plan.changelist_archives:
@@ -284,6 +307,7 @@ class Engine:
                     urls.append(e.loc)
             except SyncError as exc:
                 errors.append(exc)
+        read_before = set(self.state.get_json(READ_DOCUMENTS_KEY) or ())
         seen: set[str] = set()
         for url in urls:
             if url in seen:
@@ -292,19 +316,18 @@ class Engine:
             try:
                 self.http.check_allowed(url, what="change list")
                 for info, entries in self.reader.walk(url, expect="changelist"):
-                    if since is not None and info.until is not None and info.until < since:
-                        for _ in entries:
-                            pass
-                        continue
-                    yield from self._inside(entries, run_id)
+                    # one document at a time: whether it is new depends on all it says
+                    batch = list(self._inside(entries, run_id))
+                    yield from select_changes(info, batch, since, read_before, skips)
             except SyncError as exc:
                 errors.append(exc)
 
     def _apply_change_lists(
-        self, plan: SourcePlan, run_id: int, since: datetime | None
+        self, plan: SourcePlan, run_id: int, since: datetime | None, skips: SkipReport
     ) -> tuple[set[str], datetime | None, bool]:
         errors: list[SyncError] = []
-        changes = collapse(self._change_entries(plan, run_id, since, errors), since)
+        # entries are chosen per document (select_changes); collapse only orders them
+        changes = collapse(self._change_entries(plan, run_id, since, errors, skips), None)
         errors.extend(self._list_errors)
         self._list_errors.clear()
         for exc in errors:
@@ -327,6 +350,8 @@ class Engine:
             len(gone),
             since.isoformat() if since else "the beginning",
         )
+        if skips.total:
+            log.info("change lists: %s", skips.describe())
         return touched, changes.latest, not errors
 
     def _resolve_alias(self, loc: str) -> str | None:
@@ -543,12 +568,11 @@ def audit(engine: Engine) -> AuditReport:
         except SyncError as exc:
             report.differences.append(f"item {key}: cannot read its statement: {exc.describe()}")
             continue
-        held = sorted(f.name for f in statement.files)
-        wanted = sorted(f.filename or "" for f in st.files.values())
-        if held != wanted:
-            report.differences.append(
-                f"item {key}: destination holds {held}, the state DB expects {wanted}"
-            )
+        recorded_files = [
+            HeldFile(ref=f.file_iri, name=f.filename, md5=f.md5) for f in st.files.values()
+        ]
+        for problem in compare_files(recorded_files, held_files(statement)):
+            report.differences.append(f"item {key}: {problem}")
     return report
 
 
