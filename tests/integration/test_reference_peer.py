@@ -14,8 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+import requests
+
 from tests.conftest import PASSWORD, Cli
 from tests.integration.scenario import mutate
+from tests.integration.test_crash import _run_killed
 from tests.servers.base import LOST, FaultPolicy
 from tests.servers.fixtures import SourceModel
 from tests.servers.sword_server import StoredContainer, SwordServer
@@ -211,5 +215,63 @@ def test_empty_file_refused_keeps_one_container_and_says_why(
         held = sword.store.containers()
         assert len(held) == 14
         assert by_md5(held) == expected_by_md5(model)
+    finally:
+        sword.stop()
+
+
+@pytest.mark.parametrize("at", [5, 9, 13, 17, 21, 25, 29, 33])
+def test_kill_on_a_renaming_server_then_replay(tmp_path: Path, at: int, source_factory) -> None:
+    """kill -9 while the server carries a request out (it lands, the answer is never
+    recorded), on a server that ignores Slug, renames files and lists no checksums."""
+    model = SourceModel.generate(12, seed=84)
+    fill_empty_files(model)
+    src = source_factory(model)
+    sword = SwordServer(tmp_path / "reference", password=PASSWORD, reference=True).start()
+    try:
+        cli = Cli(tmp_path, tmp_path / "state.sqlite")
+        args = cli.baseline_args(src.base_url + "/", sword)
+        assert _run_killed(cli, sword, at, False, *args), "kill point not reached"
+        replay = cli("replay", "--state", str(cli.state))
+        assert replay.returncode == 0, replay.output
+        held = sword.store.containers()
+        assert len(held) == 12
+        assert by_md5(held) == expected_by_md5(model)  # no file twice, none lost
+        assert cli("audit", "--state", str(cli.state)).returncode == 0
+    finally:
+        sword.stop()
+
+
+def test_audit_on_a_renaming_server_is_clean_and_still_finds_real_differences(
+    tmp_path: Path, cli: Cli, source_factory
+) -> None:
+    model = SourceModel.generate(10, seed=85, styles=("recipe",))
+    fill_empty_files(model)
+    src = source_factory(model)
+    sword = SwordServer(tmp_path / "reference", password=PASSWORD, reference=True).start()
+    try:
+        assert cli.baseline(src.base_url + "/", sword).returncode == 0
+        clean = cli("audit", "--state", str(cli.state))
+        assert clean.returncode == 0, clean.output
+
+        # someone adds a file to one container and removes one from another, by hand
+        first, second = [c for c in sword.store.containers() if c.files][:2]
+        extra = requests.post(
+            sword.em_iri(first.id),
+            data=b"added by hand\n",
+            headers={
+                "Content-Disposition": 'attachment; filename="extra.txt"',
+                "Content-Type": "text/plain",
+                "Packaging": "http://purl.org/net/sword/package/Binary",
+            },
+            auth=("sword", PASSWORD),
+            timeout=10,
+        )
+        assert extra.status_code == 201
+        gone = second.files[0]
+        sword.delete_files(second.id, gone.id)  # the server itself (405 over HTTP)
+        report = cli("audit", "--state", str(cli.state))
+        assert report.returncode == 1, report.output
+        assert "not recorded by the state DB" in report.stdout and "extra.txt" in report.stdout
+        assert "missing at the destination" in report.stdout and gone.iri in report.stdout
     finally:
         sword.stop()
