@@ -147,11 +147,15 @@ def test_lost_answers_on_a_renaming_server_leave_no_duplicate_and_audit_clean(
         sword.stop()
 
 
-def test_resync_style_change_lists_apply_every_change(cli: Cli, sword, source_factory) -> None:
+@pytest.mark.parametrize("layout", ["single", "index"])
+def test_resync_style_change_lists_apply_every_change(
+    cli: Cli, sword, source_factory, layout: str
+) -> None:
     """Change lists as ``resync`` 2.0.1 writes them: no ``rs:md datetime``, no from / until,
-    and every ``lastmod`` older than the last sync. One incremental applies them all."""
+    and every ``lastmod`` older than the last sync. One incremental applies them all (a
+    single change list, or the members of a change list index)."""
     model = SourceModel.generate(80, seed=82)
-    src = source_factory(model, changelist_style="resync")
+    src = source_factory(model, changelist_style="resync", changelists=layout)
     assert cli.baseline(src.base_url + "/", sword).returncode == 0
     counts = mutate(model)
     result = cli("incremental", "--state", str(cli.state))
