@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from .contracts import Destination, FileState, HeldFile, ItemStatus, Source, StateStore
 from .errors import SyncError
 from .model import Entry
+from .recovery import compare_files
 
 
 @dataclass
@@ -58,18 +59,13 @@ def audit(source: Source, destination: Destination, state: StateStore) -> AuditR
             report.differences.append(f"item {key}: cannot read its contents: {exc.describe()}")
             continue
         report.differences.extend(
-            f"item {key}: {d}" for d in compare_files(list(st.files.values()), held)
+            f"item {key}: {d}" for d in compare_files(_recorded(list(st.files.values())), held)
         )
     return report
 
 
-def compare_files(recorded: list[FileState], held: list[HeldFile]) -> list[str]:
-    """What differs between the files the state recorded and those the container holds."""
-    have = sorted(f.name or "" for f in held)
-    want = sorted(f.filename or "" for f in recorded)
-    if have != want:
-        return [f"destination holds {have}, the state DB expects {want}"]
-    return []
+def _recorded(files: list[FileState]) -> list[HeldFile]:
+    return [HeldFile(ref=f.ref, name=f.filename, md5=f.md5, size=f.size) for f in files]
 
 
 def _present_entries(state: StateStore) -> Iterator[tuple[str, Entry]]:

@@ -77,6 +77,8 @@ class Changes:
     errors: list[SyncError] = field(default_factory=list)
     skipped: int = 0
     skipped_reasons: list[str] = field(default_factory=list)
+    memo: dict[str, Any] | None = None  # what the source wants back next time (e.g. which
+    # change lists it read); kept by the engine only after a complete pass
 
     @property
     def complete(self) -> bool:
@@ -105,8 +107,9 @@ class Source(Protocol):
         """Everything the source has now, streamed (baseline, and the fallback comparison)."""
         ...
 
-    def changes(self, since: datetime | None) -> Changes | None:
-        """What changed at or after ``since`` (None: from the beginning). Returns None when
+    def changes(self, since: datetime | None, memo: Mapping[str, Any]) -> Changes | None:
+        """What changed at or after ``since`` (None: from the beginning). ``memo`` is what
+        the last complete pass returned as ``Changes.memo`` ({} at first). Returns None when
         the source has no change feed; the engine then compares a fresh ``listing``."""
         ...
 
@@ -168,6 +171,7 @@ class Capabilities:
     listing: bool = True  # can list a collection (find a create whose answer was lost)
     checksums_in_listing: bool = True  # ``contents`` gives MD5s
     max_upload: int | None = None  # bytes, None = unknown / unlimited
+    max_upload_note: str = ""  # how the limit was read (servers advertise it differently)
     empty_files: bool = True  # accepts zero-length files
     whole_item_updates: bool = False  # an update rewrites the whole item (SAF --replace):
     # the depositor then sends the metadata and every file again, not only what changed

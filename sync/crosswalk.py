@@ -150,13 +150,18 @@ def _read_dim(root: Element, record: DCRecord) -> None:
             record.add(name, value)
 
 
+class UnreadableRecordError(MetadataError):
+    """The record is empty, not well-formed, or refused for safety (DTD, entities): not a
+    record without a title, so no fallback title may stand in for it."""
+
+
 def parse_metadata_root(data: bytes, *, url: str) -> Element:
     """Parse untrusted XML safely; ``MetadataError`` for malformed or hostile documents."""
     return parse_untrusted(
         data,
         what="metadata record",
         url=url,
-        error=MetadataError,
+        error=UnreadableRecordError,
         refused=" (DTDs and entities are not accepted)",
     )
 

@@ -30,11 +30,13 @@ from .contracts import (
     Source,
     StateStore,
 )
-from .crosswalk import DCRecord, read_metadata
+from .crosswalk import DCRecord, UnreadableRecordError, read_metadata
 from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
 from .filenames import filename_from_url
 from .model import Item
 from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
+from .recovery import find_landed
+from .settings import human_size
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,13 @@ class Depositor:
                 got.discard()
             try:
                 _fmt, dc = read_metadata(data, url=record.loc)
+            except UnreadableRecordError as exc:
+                # refused for safety or not well-formed: never deposited under a fallback title
+                raise MetadataError(
+                    exc.message,
+                    resource=record.loc,
+                    hint="the item is retried by replay once the source serves a readable record",
+                ) from None
             except MetadataError as exc:
                 problems.append(exc.describe())
                 continue
@@ -227,11 +236,12 @@ class Depositor:
         """Refuse what the destination said it would refuse, before touching it."""
         caps = self.dest.capabilities
         if caps.max_upload is not None and got.size > caps.max_upload:
+            how = caps.max_upload_note or f"the destination accepts at most {caps.max_upload} bytes"
             raise DepositError(
-                f"file is {got.size} bytes, over the destination's maximum upload size of "
-                f"{caps.max_upload} bytes",
+                f"the file is over the destination's upload limit: {how}; this upload is "
+                f"{got.size} bytes ({human_size(got.size)})",
                 resource=got.entry.loc,
-                hint="ask the repository to raise its upload limit",
+                hint="raise the repository's upload limit or exclude the file",
             )
         if got.size == 0 and not caps.empty_files:
             raise DepositError(
@@ -295,13 +305,28 @@ class Depositor:
         self, key: str, container: Container, got: Fetched, held: list[list[HeldFile]]
     ) -> str | None:
         """The ref ('' if none given) of an upload that landed although its answer was lost,
-        from the container's contents (read once per item, then kept in ``held``)."""
+        from the container's contents (read once per item, then kept in ``held``). Never by
+        name alone: servers rename files and list no checksums (``recovery.find_landed``)."""
         if not held:
             held.append(self.dest.contents(container))
-        for f in held[0]:
-            if f.name == got.filename and (f.md5 is None or f.md5 == got.md5):
-                return f.ref or ""
-        return None
+        files = held[0]
+        if not any(h.ref for h in files):
+            # no per-file refs: only name and MD5 can tell
+            for h in files:
+                if h.name == got.filename and (h.md5 is None or h.md5 == got.md5):
+                    return ""
+            return None
+        st = self.state.item(key)
+        known = {f.ref for f in st.files.values() if f.ref} if st else set()
+        found = find_landed(
+            files,
+            known,
+            name=got.filename,
+            md5=got.md5,
+            size=got.size,
+            md5_of=lambda h: self.dest.file_md5(container, h),
+        )
+        return None if found is None else (found.ref or "")
 
     def _add_file(
         self, key: str, container: Container, got: Fetched, verify: list[list[HeldFile]] | None

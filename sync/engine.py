@@ -42,6 +42,17 @@ from .progress import Progress
 
 log = logging.getLogger(__name__)
 
+SOURCE_MEMO = "source_memo"  # state meta: what the source asked to be given back next time
+
+
+def later(cursor: str | None, previous: str | None) -> str | None:
+    """The cursor after a complete pass: the newest change seen, never moving back (entries
+    without a change time may carry an old ``lastmod``)."""
+    if cursor is None or previous is None:
+        return cursor or previous
+    return max(datetime.fromisoformat(cursor), datetime.fromisoformat(previous)).isoformat()
+
+
 COUNTS = ("created", "updated", "deleted", "unchanged", "failed", "skipped", "waiting")
 
 
@@ -85,6 +96,7 @@ class PassResult:
     complete: bool
     limited: bool
     cursor: str | None
+    note: str | None = None  # said in the run's message when nothing else is
 
 
 class Counts:
@@ -190,6 +202,8 @@ class Engine:
             message = "not everything could be read; the next run continues from the same point"
         elif result.limited:
             message = f"stopped at --limit {self.s.limit}; the next run continues"
+        else:
+            message = result.note
         earned = result.complete and not result.limited
         return self._end(
             run_id,
@@ -220,14 +234,10 @@ class Engine:
         since = datetime.fromisoformat(since_text) if since_text else None
         if since is not None:
             since -= timedelta(seconds=self.s.overlap_seconds)
-        changes = self.source.changes(since)
+        changes = self.source.changes(since, self.state.get_json(SOURCE_MEMO) or {})
         if changes is None:
             return self._full_pass(run_id, counts, force_delete)
         self._record_errors(run_id, changes.errors)
-        if changes.skipped:
-            counts.add("skipped", changes.skipped)
-            for reason in changes.skipped_reasons:
-                log.warning("%s", reason)
         dropped = self._dropped_files(changes.upserts)
         self.state.upsert_entries(changes.upserts, run_id)
         touched = {e.loc for e in changes.upserts}
@@ -249,7 +259,10 @@ class Engine:
             since.isoformat() if since else "the beginning",
         )
         limited = self._reconcile(run_id, counts, only=touched, force_delete=force_delete)
-        return PassResult(changes.complete, limited, changes.cursor or since_text)
+        if changes.complete and not limited and changes.memo is not None:
+            self.state.set_json(SOURCE_MEMO, changes.memo)
+        note = "; ".join(changes.skipped_reasons) or None  # skipped changes are said
+        return PassResult(changes.complete, limited, later(changes.cursor, since_text), note)
 
     def _dropped_files(self, upserts: list[Entry]) -> list[str]:
         """Files a changed record no longer describes are gone: a source that reports

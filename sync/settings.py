@@ -50,6 +50,16 @@ def parse_size(value: int | str) -> int:
     return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
+def human_size(n: int) -> str:
+    """1536 -> '1.5 KiB'; exact byte counts below 1 KiB."""
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{n} bytes" if unit == "bytes" else f"{size:.4g} {unit}"
+        size /= 1024
+    return f"{size:.4g} TiB"
+
+
 def size_field(default: int) -> Any:
     """A field given in bytes or as a size string (``"4GiB"``)."""
     return dataclasses.field(default=default, metadata={"size": True})

@@ -325,3 +325,35 @@ def test_command_line(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+def test_reference_mode_behaves_like_the_reference_server(make_server, http) -> None:  # type: ignore[no-untyped-def]
+    server = make_server(reference=True, max_upload_kb=4)
+    sd = http.get(server.sd_iri, timeout=10)
+    assert "<sword:maxUploadSize>4096</sword:maxUploadSize>" in sd.text  # bytes, not kB
+    created = http.post(
+        server.col_iri("default"),
+        data=entry("Ref"),
+        headers={"Content-Type": ENTRY_CT, "Slug": "my-slug", "In-Progress": "true"},
+        timeout=10,
+    )
+    assert created.status_code == 201
+    cid = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    assert cid != "my-slug"  # Slug ignored
+    upload = {
+        "Content-Disposition": (
+            "attachment; filename=\"r_sum_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf"
+        ),
+        "Content-Type": "application/pdf",
+        "Packaging": BINARY,
+    }
+    added = http.post(server.em_iri(cid), data=b"%PDF", headers=upload, timeout=10)
+    assert added.status_code == 201
+    [stored] = server.store.get(cid).files  # type: ignore[union-attr]
+    assert stored.name.endswith('_"r_sum_.pdf"')  # ASCII filename=, quotes kept
+    statement = http.get(server.statement_iri(cid), timeout=10).text
+    assert hashlib.md5(b"%PDF").hexdigest() not in statement  # no MD5 listed
+    assert http.delete(stored.iri, timeout=10).status_code == 405
+    empty = http.post(server.em_iri(cid), data=b"", headers=upload, timeout=10)
+    assert empty.status_code == 400 and "No content sent to the server" in empty.text
+    assert len(server.store.get(cid).files) == 1  # type: ignore[union-attr]

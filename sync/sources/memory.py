@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from ..contracts import Changes, Fetched, Listing
@@ -123,7 +123,9 @@ class MemorySource:
 
         return Listing(produce)
 
-    def changes(self, since: datetime | None) -> Changes | None:
+    def changes(
+        self, since: datetime | None, memo: Mapping[str, Any] | None = None
+    ) -> Changes | None:
         if not self.feed:
             return None
         last: dict[str, Entry] = {}

@@ -16,11 +16,11 @@ import mimetypes
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import quote, unquote
 from xml.etree.ElementTree import Element
 
@@ -203,7 +203,9 @@ class SafSource:
         )
         return [meta, *files]
 
-    def changes(self, since: datetime | None) -> Changes | None:
+    def changes(
+        self, since: datetime | None, memo: Mapping[str, Any] | None = None
+    ) -> Changes | None:
         return None  # no change feed: incremental compares a fresh listing
 
     # -- fetch -------------------------------------------------------------------------------

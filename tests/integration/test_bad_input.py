@@ -244,14 +244,17 @@ def test_metadata_not_well_formed_or_without_title(
         body += url(f, content=content, type="text/plain", links=(("describedby", rec),))
     src.set_override("/rl.xml", 200, urlset(body), {"Content-Type": "application/xml"})
 
-    # missing_title = "fallback" (the default): deposited under the file name, with a warning
+    # missing_title = "fallback" (the default): a well-formed record without a title is
+    # deposited under the file name, with a warning; a record that is not well-formed is no
+    # record without a title: its item fails with a metadata error (#8)
     result = cli("run", str(pipeline(cli, src.base_url + "/rl.xml", sword)))
-    assert result.returncode == 0, result.output
+    assert result.returncode == 1, result.output
     titles = sorted(c.dc["title"][0] for c in sword.store.containers())
-    assert titles == ["A good record", "broken.txt", "untitled.txt"]
+    assert titles == ["A good record", "untitled.txt"]
     assert "fallback title" in result.stderr
-    assert src.base_url + "/m/broken.xml" in result.stderr
     assert src.base_url + "/m/untitled.xml" in result.stderr
+    code, message = error_for(status(cli), f"{src.base_url}/m/broken.xml")
+    assert code == "metadata" and "not well-formed" in message
 
     # missing_title = "fail": those two fail with a metadata error, the good one is deposited
     sword2 = SwordServer(tmp_path / "sword2", password=sword.password).start()
@@ -266,9 +269,9 @@ def test_metadata_not_well_formed_or_without_title(
         data = status(cli2)
         assert data["items"] == {"complete": 1, "failed": 2}
         assert {f["code"] for f in data["not_synced"]} == {"metadata"}
-        for name in ("broken", "untitled"):
+        for name, why in (("broken", "not well-formed"), ("untitled", "title")):
             code, message = error_for(data, f"{src.base_url}/m/{name}.xml")
-            assert code == "metadata" and "title" in message
+            assert code == "metadata" and why in message
     finally:
         sword2.stop()
 
@@ -411,7 +414,8 @@ def test_entity_bomb_and_external_entities_are_refused(
         assert secret_text not in result.output
     assert sword.store.containers() == []
 
-    # as a metadata record: the record is refused (fallback title), the file still deposited
+    # as a metadata record: the record is refused and its item fails with a metadata error
+    # (recorded, shown by status, retried by replay); nothing of it is deposited (#8)
     dcterms = 'metadata xmlns:dcterms="http://purl.org/dc/terms/"'
     record = _xxe(secret, dcterms, "<dcterms:title>&xxe;</dcterms:title>")
     rec = serve(src, "/m/xxe.xml", record, "application/xml")
@@ -426,10 +430,13 @@ def test_entity_bomb_and_external_entities_are_refused(
         xml,
     )
     result = cli.baseline(b + "/rl.xml", sword)
-    assert result.returncode == 0, result.output
-    [container] = sword.store.containers()
-    assert container.dc["title"] == ["paper.txt"]
+    assert result.returncode == 1, result.output
+    assert sword.store.containers() == []
     assert b + "/m/xxe.xml" in result.stderr
+    code, message = error_for(status(cli), b + "/m/xxe.xml")
+    assert code == "metadata" and "refused" in message
+    again = cli("replay", "--state", str(cli.state))
+    assert again.returncode == 1 and sword.store.containers() == []
     # the secret reached neither the destination nor anything the runs wrote
     written = everything_written(sword.root, cli.state.parent)
     assert secret_text.encode() not in written

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 FAULT_KINDS = ("500", "503", "reset", "stall", "truncate")
+# "lost": the request is carried out, then the connection is dropped without any answer (a
+# server that acted and crashed, or a network cut after it acted); not among the random kinds
+LOST = "lost"
 
 
 @dataclass
@@ -32,7 +35,8 @@ class FaultPolicy:
     chosen. ``stall_seconds`` is how long a stalled request hangs before the connection is
     closed (tests set the client's read timeout below it). ``after`` faults (truncate) happen
     after the request was processed, so the server's side effect has happened but the client
-    never sees a whole answer: the hardest case for a non-idempotent POST.
+    never sees a whole answer: the hardest case for a non-idempotent POST. ``lost`` (opt-in)
+    carries the request out and drops the connection before any byte of the answer.
     """
 
     rate: float = 0.0
@@ -189,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(self.server.faults.stall_seconds)
             self._reset()
             return
-        if fault == "truncate":
+        if fault in ("truncate", LOST):
             self._fault_after = fault
         try:
             self.route(method)
@@ -278,6 +282,11 @@ class Handler(BaseHTTPRequestHandler):
             stream.seek(0)
             data = b""
         self._left()
+        if self._fault_after == LOST:
+            if stream is not None:
+                stream.close()
+            self._reset()
+            return
         self.send_response(status)
         if content_type:
             self.send_header("Content-Type", content_type)

@@ -28,6 +28,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -64,14 +65,14 @@ def _ln(rel: str, href: str, type_: str | None = None, extra: dict[str, str] | N
     return s + "/>"
 
 
-def render_entry(e: Entry, change: ChangeEvent | None = None) -> str:
+def render_entry(e: Entry, change: ChangeEvent | None = None, *, with_datetime: bool = True) -> str:
     parts = [f"<url><loc>{xesc(e.loc)}</loc>"]
     if e.lastmod is not None:
         parts.append(f"<lastmod>{w3c(e.lastmod)}</lastmod>")
     parts.append(
         _md(
             change=change.change if change else None,
-            datetime=w3c(change.datetime) if change else None,
+            datetime=w3c(change.datetime) if change and with_datetime else None,
             hash=e.hash,
             length=e.length,
             type=e.type,
@@ -105,7 +106,15 @@ class ResourceSyncSource:
         synthetic_entries: int = 0,
         changelist_size: int = 10,
         ssl_context: ssl.SSLContext | None = None,
+        changelist_style: str = "resourcesync",
     ) -> None:
+        """``changelist_style="resync"``: change lists as the ``resync`` 2.0.1 client's
+        ``--write-changelist`` writes them (``<rs:md capability="changelist"/>`` with no
+        from / until, entries with ``lastmod`` and no ``rs:md datetime``), every ``lastmod``
+        old, as for files restored with their old mtime."""
+        if changelist_style not in ("resourcesync", "resync"):
+            raise ValueError("changelist_style must be 'resourcesync' or 'resync'")
+        self.changelist_style = changelist_style
         if changelists not in CHANGELIST_MODES:
             raise ValueError(f"changelists must be one of {CHANGELIST_MODES}")
         self.model = model
@@ -312,6 +321,14 @@ class ResourceSyncSource:
         buf.write((_ln("up", self.url("/capabilitylist.xml")) + "\n").encode())
         if index:
             buf.write((_ln("index", self.url("/changelist.xml")) + "\n").encode())
+        if self.changelist_style == "resync":
+            buf.write(b'<rs:md capability="changelist" />\n')
+            old = self.model.created_at - timedelta(days=400)
+            for ev in events:
+                entry = replace(ev.entry, lastmod=old)
+                buf.write(render_entry(entry, ev, with_datetime=False).encode("utf-8"))
+            buf.write(b"</urlset>\n")
+            return buf
         md = _md(capability="changelist", from_=w3c(frm), until=w3c(until) if until else None)
         buf.write((md + "\n").encode())
         for ev in events:

@@ -309,6 +309,19 @@ def parse_filename(header: str | None) -> str:
     return "file.bin"
 
 
+def reference_name(header: str | None) -> str:
+    """The reference server's stored name: ``<deposit time>_<filename=>`` with the ASCII
+    ``filename=`` value as sent, quotes included (``filename*`` is ignored)."""
+    raw = "file.bin"
+    for piece in _split_params(header or "")[1:]:
+        key, sep, value = piece.partition("=")
+        if sep and key.strip().lower() == "filename":
+            raw = value.strip()
+            break
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return f"{stamp}_{raw}"
+
+
 def parse_content_md5(value: str) -> str:
     """Hex MD5 from a Content-MD5 header given as hex or as base64 of the 16 raw bytes."""
     value = value.strip()
@@ -361,7 +374,12 @@ class SwordServer:
         latency: float = 0.0,
         faults: FaultPolicy | None = None,
         listing: str = "full",  # full | titles (edit link + title, like DSpace) | none (405)
+        reference: bool = False,
     ) -> None:
+        """``reference``: behave like the SWORD project's reference server (Simple-Sword-Server)
+        as observed: files stored as ``<time>_"<name>"`` from the ASCII ``filename=`` (quotes
+        kept, ``filename*`` ignored), statements without MD5 or size, 405 on DELETE of a single
+        file IRI, 400 on an empty body, ``maxUploadSize`` advertised in bytes, Slug ignored."""
         if listing not in ("full", "titles", "none"):
             raise ValueError("listing must be 'full', 'titles' or 'none'")
         self.listing = listing
@@ -378,7 +396,8 @@ class SwordServer:
         self.max_upload_kb = max_upload_kb
         self.mediation = mediation
         self.archived_readonly = archived_readonly
-        self.honour_slug = honour_slug
+        self.reference = reference
+        self.honour_slug = honour_slug and not reference
         self.complete_state = complete_state
         self.per_file_iris = per_file_iris
         self.httpd = _SwordHTTPServer(self, port, latency, faults)
@@ -498,6 +517,11 @@ class SwordServer:
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
+    def _refuse_empty(self, part: Path, size: int) -> None:
+        if self.reference and size == 0:
+            part.unlink(missing_ok=True)
+            raise SwordError(400, "ErrorBadRequest", "No content sent to the server")
+
     def _receive(
         self, dest_dir: Path, chunks: Iterable[bytes], expected_md5: str | None
     ) -> tuple[Path, str, int]:
@@ -570,6 +594,7 @@ class SwordServer:
             if upload is not None:
                 chunks, name, ctype, expected = upload
                 part, md5, size = self._receive(staging / "files", chunks, expected)
+                self._refuse_empty(part, size)
                 rec = self._file_record(name, md5, size, ctype)
                 os.replace(part, staging / "files" / rec["id"])
                 meta["files"].append(rec)
@@ -637,6 +662,7 @@ class SwordServer:
         files_dir = cdir / "files"
         files_dir.mkdir(exist_ok=True)
         part, md5, size = self._receive(files_dir, chunks, expected_md5)
+        self._refuse_empty(part, size)
         try:
             with self._lock(cid):
                 cdir, meta = self.load(cid)
@@ -676,7 +702,9 @@ class SwordServer:
             "<sword:version>2.0</sword:version>",
         ]
         if self.max_upload_kb is not None:
-            out.append(f"<sword:maxUploadSize>{self.max_upload_kb}</sword:maxUploadSize>")
+            # SWORD 2.0 says kilobytes; the reference server advertises bytes
+            advertised = self.max_upload_kb * 1024 if self.reference else self.max_upload_kb
+            out.append(f"<sword:maxUploadSize>{advertised}</sword:maxUploadSize>")
         out.append("<workspace><atom:title>Local SWORD repository</atom:title>")
         mediation = "true" if self.mediation else "false"
         for name in self.collections:
@@ -963,7 +991,8 @@ class _SwordHandler(Handler):
         self._check_packaging()
         self.check_declared_size()
         expected = self._expected_md5()
-        name = parse_filename(self.headers.get("Content-Disposition"))
+        header = self.headers.get("Content-Disposition")
+        name = reference_name(header) if self.app.reference else parse_filename(header)
         ctype = self.headers.get("Content-Type") or "application/octet-stream"
         return name, ctype.strip(), expected
 
@@ -1090,7 +1119,7 @@ class _SwordHandler(Handler):
             headers = {"Content-Disposition": _content_disposition(rec["name"])}
             self.reply(200, path, rec["content_type"], headers)
             return
-        if not self.app.per_file_iris:
+        if not self.app.per_file_iris or self.app.reference:
             raise SwordError(405, "MethodNotAllowed", "files cannot be deleted one by one")
         self.app.delete_files(cid, fid)
         self.reply(204)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import unquote, urljoin, urlsplit
 from xml.etree.ElementTree import Element
 
+from ...contracts import HeldFile
 from ...crosswalk import DCTERMS, DCRecord
 from ...errors import DepositError
 from ...safexml import parse_untrusted
@@ -326,6 +327,11 @@ def parse_statement(data: bytes, *, url: str | None = None) -> Statement:
         name = _child_text(entry, _a("title")) or _last_segment(iri)
         files.append(StatementFile(iri=iri, name=name, content_type=ctype, md5=_entry_md5(entry)))
     return Statement(state=state, files=files, state_description=description)
+
+
+def held_files(statement: Statement) -> list[HeldFile]:
+    """The statement's files as the contracts name them (no size: statements give none)."""
+    return [HeldFile(ref=f.iri or None, name=f.name, md5=f.md5) for f in statement.files]
 
 
 def _parse_ore_statement(root: Element, url: str | None) -> Statement:

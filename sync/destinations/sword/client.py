@@ -32,6 +32,7 @@ from .atom import (
     parse_service_document,
     parse_statement,
 )
+from .limits import describe_limit, over_limit_message
 
 PACKAGING_BINARY = "http://purl.org/net/sword/package/Binary"
 ERROR_CHECKSUM = "http://purl.org/net/sword/error/ErrorChecksumMismatch"
@@ -46,6 +47,26 @@ class ListingUnsupportedError(DepositError, NoListingError):
     """The server does not list a collection's contents (or not as an Atom feed)."""
 
     code = "deposit-no-listing"
+
+
+class EmptyFileRefusedError(DepositError):
+    """The server refuses zero-length files (the reference server: HTTP 400, "No content")."""
+
+    code = "deposit-empty-file"
+
+
+def _refused_empty(exc: DepositError, size: int) -> DepositError:
+    """A 4xx answer to a zero-length upload says the server refuses empty files."""
+    if size != 0 or exc.status is None or not 400 <= exc.status < 500 or exc.status == 401:
+        return exc
+    return EmptyFileRefusedError(
+        f"the SWORD server refuses empty files: {exc.message}",
+        resource=exc.resource,
+        status=exc.status,
+        sword_error=exc.sword_error,
+        hint="the source file is zero bytes long; its item stays in progress, and replay "
+        "finishes it in the same container once the file has content or the server takes it",
+    )
 
 
 def _flag(value: bool) -> str:
@@ -151,13 +172,14 @@ class SwordClient:
                 hint="the transfer may have been corrupted; a retry usually fixes it",
             )
         if status == 413:
-            if self.max_upload_kb is not None:
-                limit = f"the server accepts at most {self.max_upload_kb} kB"
+            if size is not None:
+                limit = over_limit_message(size, self.max_upload_kb)
+            elif self.max_upload_kb is not None:
+                limit = describe_limit(self.max_upload_kb)
             else:
-                limit = "the server's service document states no limit"
-            sent = f"; this upload is {size} bytes" if size is not None else ""
+                limit = "the service document advertises no maxUploadSize"
             raise DepositError(
-                f"the upload is too large for the SWORD server (HTTP 413; {limit}{sent}){detail}",
+                f"the upload is too large for the SWORD server (HTTP 413; {limit}){detail}",
                 resource=iri,
                 status=status,
                 sword_error=href,
@@ -175,16 +197,11 @@ class SwordClient:
             hint=hint,
         )
 
-    def _check_size(self, path: Path, iri: str) -> int:
-        size = path.stat().st_size
-        if self.max_upload_kb is not None and size > self.max_upload_kb * 1024:
-            raise DepositError(
-                f"the file is {size} bytes; the server accepts at most {self.max_upload_kb} kB "
-                "(sword:maxUploadSize)",
-                resource=iri,
-                hint="raise the repository's upload limit or exclude the file",
-            )
-        return size
+    @staticmethod
+    def _check_size(path: Path, iri: str) -> int:
+        """The upload's size (the advertised limit is checked by the depositor, before the
+        destination is touched; a 413 still says what was advertised)."""
+        return path.stat().st_size
 
     def _file_headers(
         self, *, filename: str, md5: str, content_type: str, in_progress: bool | None
@@ -221,6 +238,14 @@ class SwordClient:
     def statement(self, statement_iri: str) -> Statement:
         _, data = self._call("GET", statement_iri, headers={"Accept": ACCEPT_ATOM})
         return parse_statement(data, url=statement_iri)
+
+    def file_md5(self, file_iri: str) -> str:
+        """The MD5 of a held file, by streaming it (GET the file IRI) through a temporary
+        file: only to tell whether an upload whose answer was lost landed, on servers whose
+        statements list no checksum."""
+        download = self.http.download(file_iri, max_bytes=None)
+        download.discard()
+        return download.md5
 
     def list_collection(self, col_iri: str) -> list[CollectionEntry]:
         """The containers in a collection (following ``rel="next"`` pages).
@@ -301,15 +326,18 @@ class SwordClient:
         headers = self._file_headers(
             filename=filename, md5=md5, content_type=content_type, in_progress=in_progress
         )
-        resp, _ = self._call(
-            "POST",
-            em_iri,
-            headers=headers,
-            body=open_body(path),
-            idempotent=False,
-            modifies=True,
-            upload_size=size,
-        )
+        try:
+            resp, _ = self._call(
+                "POST",
+                em_iri,
+                headers=headers,
+                body=open_body(path),
+                idempotent=False,
+                modifies=True,
+                upload_size=size,
+            )
+        except DepositError as exc:
+            raise _refused_empty(exc, size) from None
         location = resp.headers.get("Location")
         return urljoin(em_iri, location) if location else None
 
@@ -324,9 +352,17 @@ class SwordClient:
         headers = self._file_headers(
             filename=filename, md5=md5, content_type=content_type, in_progress=None
         )
-        self._call(
-            "PUT", em_iri, headers=headers, body=open_body(path), modifies=True, upload_size=size
-        )
+        try:
+            self._call(
+                "PUT",
+                em_iri,
+                headers=headers,
+                body=open_body(path),
+                modifies=True,
+                upload_size=size,
+            )
+        except DepositError as exc:
+            raise _refused_empty(exc, size) from None
 
     def delete_file(self, file_iri: str) -> None:
         self._call("DELETE", file_iri, modifies=True, gone_ok=True)
@@ -353,4 +389,4 @@ class SwordClient:
             return None
 
 
-__all__ = ["PACKAGING_BINARY", "ListingUnsupportedError", "SwordClient"]
+__all__ = ["PACKAGING_BINARY", "EmptyFileRefusedError", "ListingUnsupportedError", "SwordClient"]

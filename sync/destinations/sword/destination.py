@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 from ...contracts import Capabilities, Container, Fetched, HeldFile, Metadata
 from ...errors import ConfigError, DepositError
 from ...http import Http
-from .atom import Receipt, build_entry
+from .atom import Receipt, build_entry, held_files
 from .client import SwordClient
+from .limits import describe_limit
 
 
 def _container(receipt: Receipt) -> Container:
@@ -55,6 +56,7 @@ class SwordDestination:
             listing=True,
             checksums_in_listing=False,  # many servers (the reference server) list none
             max_upload=kb * 1024 if kb is not None else None,
+            max_upload_note=describe_limit(kb) if kb is not None else "",
         )
 
     def check(self, collections: Iterable[str]) -> None:
@@ -143,7 +145,10 @@ class SwordDestination:
         self.client.replace_media(
             em, first.path, filename=first.filename, md5=first.md5, content_type=first.content_type
         )
-        return None
+        # a PUT answers no file IRI: the one file the statement lists now is ours, so it is
+        # known by its ref and never taken for a lost upload later
+        held = self.contents(container) if container.data.get("statement_iri") else []
+        return held[0].ref if len(held) == 1 else None
 
     def remove_file(self, container: Container, ref: str) -> None:
         self.client.delete_file(ref)
@@ -155,13 +160,9 @@ class SwordDestination:
                 "the server gave no statement for the container", resource=container.id
             )
         statement = self.client.statement(statement_iri)
-        return [HeldFile(ref=f.iri or None, name=f.name, md5=f.md5) for f in statement.files]
+        return held_files(statement)
 
     def file_md5(self, container: Container, held: HeldFile) -> str:
         if not held.ref:
             raise DepositError("the statement names no IRI for this file", resource=container.id)
-        dl = self.http.download(held.ref, max_bytes=1 << 40)
-        try:
-            return dl.md5
-        finally:
-            dl.discard()
+        return self.client.file_md5(held.ref)

@@ -13,9 +13,10 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.etree.ElementTree import Element, tostring
 
@@ -270,7 +271,9 @@ class OaiPmhSource:
 
         return Listing(stream)
 
-    def changes(self, since: datetime | None) -> Changes | None:
+    def changes(
+        self, since: datetime | None, memo: Mapping[str, Any] | None = None
+    ) -> Changes | None:
         """Records changed at or after ``since``; None when the repository keeps no
         deletions (``deletedRecord=no``: the engine compares a fresh listing instead)."""
         if self.identify.deleted_record == "no":

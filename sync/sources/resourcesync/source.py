@@ -8,10 +8,11 @@ source's are refused and reported with the document's other refusals, so the pas
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from ...changes import alias_suffixes, collapse
+from ...changes import READ_DOCUMENTS_KEY, SkipReport, alias_suffixes, collapse, select_changes
 from ...contracts import Changes, Fetched, Listing
 from ...errors import SyncError
 from ...fetcher import Fetcher
@@ -110,22 +111,39 @@ class ResourceSyncSource:
         yield from batch
 
     # -- changes -----------------------------------------------------------------------------
-    def changes(self, since: datetime | None) -> Changes | None:
+    def changes(self, since: datetime | None, memo: Mapping[str, Any]) -> Changes | None:
+        """The change lists' entries to apply, chosen document by document
+        (``select_changes``): entries without ``rs:md datetime`` count when their document
+        is new since the last sync; what is left out is counted and said."""
         plan = self.plan()
         if not plan.change_lists and not plan.changelist_archives:
             log.info("the source publishes no change list: comparing a fresh resource list")
             return None
         errors: list[SyncError] = []
-        collapsed = collapse(self._change_entries(plan, since, errors), since)
+        skips = SkipReport()
+        read_before = set(memo.get(READ_DOCUMENTS_KEY) or ())
+        # entries are chosen per document; collapse only orders them, the last change wins
+        entries = self._change_entries(plan, since, errors, read_before, skips)
+        collapsed = collapse(entries, None)
         self._take_refused(errors)
+        if skips.total:
+            log.info("change lists: %s", skips.describe())
         return Changes(
             changes=list(collapsed.changes),
             cursor=collapsed.latest.isoformat() if collapsed.latest else None,
             errors=errors,
+            skipped=skips.total,
+            skipped_reasons=[skips.describe()] if skips.total else [],
+            memo={READ_DOCUMENTS_KEY: skips.documents_read},
         )
 
     def _change_entries(
-        self, plan: SourcePlan, since: datetime | None, errors: list[SyncError]
+        self,
+        plan: SourcePlan,
+        since: datetime | None,
+        errors: list[SyncError],
+        read_before: set[str],
+        skips: SkipReport,
     ) -> Iterator[Entry]:
         urls = list(plan.change_lists)
         for archive in plan.changelist_archives:
@@ -145,11 +163,9 @@ class ResourceSyncSource:
             try:
                 self.http.check_allowed(url, what="change list")
                 for info, entries in self.reader.walk(url, expect="changelist"):
-                    if since is not None and info.until is not None and info.until < since:
-                        for _ in entries:
-                            pass
-                        continue
-                    yield from self._inside(entries)
+                    # one document at a time: whether it is new depends on all it says
+                    batch = list(self._inside(entries))
+                    yield from select_changes(info, batch, since, read_before, skips)
             except SyncError as exc:
                 errors.append(exc)
 
