@@ -40,10 +40,6 @@ class ItemPlan:
     complete: bool = False
     recover: bool = False
 
-    @property
-    def is_noop(self) -> bool:
-        return self.kind == UNCHANGED
-
 
 def metadata_fingerprint(item: Item, collection_iri: str | None) -> str:
     """One value that changes when any metadata record (or the target collection) changes."""

@@ -67,14 +67,13 @@ def test_create_for_a_new_item() -> None:
     assert plan.add == (F1, F2)
     assert plan.complete
     assert not plan.recover
-    assert not plan.is_noop
+    assert plan.kind != UNCHANGED
 
 
 def test_unchanged_when_fingerprints_equal() -> None:
     item = make_item(entry(F1, "1" * 32))
     plan = plan_item(item, synced_state(item), COL)
     assert plan.kind == UNCHANGED
-    assert plan.is_noop
     assert (plan.add, plan.replace, plan.remove, plan.verify) == ((), (), (), ())
     assert not plan.replace_metadata
     assert not plan.complete

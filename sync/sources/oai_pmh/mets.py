@@ -54,12 +54,6 @@ def parse_mets(root: Element, *, where: str) -> list[FileDesc]:
     return files
 
 
-def object_id(root: Element) -> str | None:
-    """``OBJID`` (DSpace: ``hdl:123456789/45``)."""
-    value = (root.get("OBJID") or "").strip()
-    return value or None
-
-
 def last_modified(root: Element) -> str | None:
     """``metsHdr/@LASTMODDATE`` (else ``CREATEDATE``): when the item last changed."""
     header = root.find(f"{METS}metsHdr")

@@ -62,14 +62,6 @@ def parse_resource_map(root: Element, *, where: str) -> list[FileDesc]:
     return files
 
 
-def item_page(root: Element) -> str | None:
-    """The item's landing page (``rel="alternate"``: DSpace gives the handle URL)."""
-    for link in root.findall(f"{ATOM}link"):
-        if (link.get("rel") or "").strip() == "alternate" and link.get("href"):
-            return (link.get("href") or "").strip()
-    return None
-
-
 def updated(root: Element) -> str | None:
     """``atom:updated``: when the item last changed, to the second (finer than a datestamp)."""
     el = root.find(f"{ATOM}updated")
