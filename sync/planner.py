@@ -23,7 +23,8 @@ class PlanKind(StrEnum):
     UNCHANGED = "unchanged"
 
 
-CREATE, RESUME, UPDATE, DELETE, UNCHANGED = PlanKind
+CREATE, RESUME, UPDATE = PlanKind.CREATE, PlanKind.RESUME, PlanKind.UPDATE
+DELETE, UNCHANGED = PlanKind.DELETE, PlanKind.UNCHANGED
 
 
 @dataclass(frozen=True)
