@@ -38,7 +38,7 @@ def simulate(
 def test_slow_start_grows_to_the_cap_on_a_fast_flat_host() -> None:
     clock = Clock()
     limit = AdaptiveLimit(PacingPolicy(initial=2, cap=16), clock=clock)
-    served, refused = simulate(limit, capacity=100, rounds=6, clock=clock)
+    _served, refused = simulate(limit, capacity=100, rounds=6, clock=clock)
     assert limit.allowed == 16
     assert refused == 0
     simulate(limit, capacity=100, rounds=50, clock=clock)
