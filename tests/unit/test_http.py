@@ -457,3 +457,55 @@ def test_basic_auth_only_to_its_host(fake: Fake, other: Fake) -> None:
 )
 def test_filename_from_disposition(value: str | None, expected: str | None) -> None:
     assert filename_from_disposition(value) == expected
+
+
+# -- adaptive politeness (sync.pacing) --------------------------------------------------------
+
+
+def test_default_is_adaptive_and_503_shrinks_the_host_limit(fake: Fake) -> None:
+    fake.routes["/ok"] = ok()
+    fake.routes["/busy"] = lambda h, n: send(h, 503, b"busy", {"Retry-After": "1"})
+    http = Http(HttpSettings(concurrency_cap=8, attempts=1), sleep=Sleeps())
+    for _ in range(20):  # prompt answers: grows, never above the cap
+        http.get_bytes(fake.base + "/ok", max_bytes=10)
+    assert http.limit_of(fake.base) == 8
+    with pytest.raises(FetchError):
+        http.get_bytes(fake.base + "/busy", max_bytes=10)
+    assert http.limit_of(fake.base) < 8
+
+
+def test_explicit_concurrency_or_rate_is_fixed(fake: Fake) -> None:
+    fake.routes["/busy"] = lambda h, n: send(h, 503, b"busy")
+    for settings in (
+        HttpSettings(per_host_concurrency=3, attempts=1),
+        HttpSettings(per_host_rate=1000.0, concurrency_cap=5, attempts=1),
+    ):
+        http = Http(settings, sleep=Sleeps())
+        before = http.limit_of(fake.base)
+        with pytest.raises(FetchError):
+            http.get_bytes(fake.base + "/busy", max_bytes=10)
+        assert http.limit_of(fake.base) == before
+
+
+def test_adaptive_limit_never_exceeded_in_flight(fake: Fake) -> None:
+    fake.routes["/slow"] = _slow
+    http = Http(HttpSettings(concurrency_cap=3, per_host_rate=0), sleep=Sleeps())
+    assert _parallel(9, lambda: http.get_bytes(fake.base + "/slow", max_bytes=10)) == []
+    assert fake.hits[("GET", "/slow")] == 9
+    assert fake.max_in_flight <= 3
+
+
+def test_connect_failure_is_told_from_a_failure_after_sending() -> None:
+    """urllib3's NewConnectionError (inside requests' ConnectionError): never sent."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+    from sync.retrying import never_sent
+
+    refused = requests.exceptions.ConnectionError(
+        MaxRetryError(None, "/x", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+    )
+    reset = requests.exceptions.ConnectionError(ProtocolError("Connection aborted."))
+    assert never_sent(refused)
+    assert never_sent(requests.exceptions.ConnectTimeout())
+    assert not never_sent(reset)
