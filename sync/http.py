@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -67,8 +69,26 @@ class HttpSettings:
     user_agent: str = f"resync-sword/{__version__}"
 
 
+# scheme://authority of a plain http(s) URL: no user info, white space or backslash (those go
+# the whole way through urlsplit); the authority ends where urlsplit ends it, at / ? or #
+_PLAIN_ORIGIN = re.compile(r"(https?://[^/?#@\\\s]+)(?:[/?#]|\Z)")
+
+
 def host_key(url: str) -> str:
-    """(scheme, host, port) as one string: the unit of politeness and of the allow-list."""
+    """(scheme, host, port) as one string: the unit of politeness and of the allow-list.
+
+    Called several times per request and once per list entry: plain URLs are read by one
+    regular expression and their origin's key is cached; others are parsed whole."""
+    m = _PLAIN_ORIGIN.match(url)
+    return _origin_key(m.group(1)) if m else _parse_host_key(url)
+
+
+@lru_cache(maxsize=4096)
+def _origin_key(origin: str) -> str:
+    return _parse_host_key(origin)
+
+
+def _parse_host_key(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
@@ -210,8 +230,7 @@ class Http:
         self.auth[host_key(url)] = (username, password)
 
     def check_allowed(self, url: str, *, what: str = "URL") -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+        if _PLAIN_ORIGIN.match(url) is None and urlsplit(url).scheme not in ("http", "https"):
             raise OutsideSourceError(f"{what} is not http(s)", resource=url)
         if self.allowed_hosts is not None and host_key(url) not in self.allowed_hosts:
             raise OutsideSourceError(

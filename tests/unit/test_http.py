@@ -509,3 +509,25 @@ def test_connect_failure_is_told_from_a_failure_after_sending() -> None:
     assert never_sent(refused)
     assert never_sent(requests.exceptions.ConnectTimeout())
     assert not never_sent(reset)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://Example.ORG/x",
+        "https://example.org",
+        "http://example.org:8080/?q",
+        "http://u:p@h.org/",
+        "http://h.org\\@evil.org/",
+        "http://h.org\t.evil/",
+        "HTTP://A.b/",
+        "http://[::1]:90/x",
+        "http://h.org#f",
+        "http://h.org?x=@evil.org",
+        " http://h.org/",
+    ],
+)
+def test_host_key_fast_path_agrees_with_urlsplit(url: str) -> None:
+    from sync.http import _parse_host_key
+
+    assert host_key(url) == _parse_host_key(url)
