@@ -40,9 +40,9 @@ class PacingPolicy:
     initial: int = 2
     cap: int = 16
     decrease: float = 0.7  # multiplicative decrease factor
-    latency_tolerance: float = 2.0  # latency above this x the baseline counts as overload
-    latency_slack: float = 0.010  # seconds: jitter below this is never "rising latency"
-    latency_alpha: float = 0.2  # weight of a new sample in the smoothed latency
+    latency_tolerance: float = 3.0  # latency above this x the baseline counts as overload
+    latency_slack: float = 0.025  # seconds: jitter below this is never "rising latency"
+    latency_alpha: float = 0.1  # weight of a new sample in the smoothed latency
     min_samples: int = 8  # latency samples before latency may shrink the limit
     probe_windows: int = 50  # windows of successes per step above the last ceiling
     baseline_age: float = 60.0  # seconds after which the lowest latency is forgotten

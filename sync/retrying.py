@@ -51,10 +51,13 @@ def never_sent(exc: requests.exceptions.ConnectionError) -> bool:
 
 
 def exception_signal(exc: BaseException) -> Signal:
-    """Timeouts and refused or dropped connections say the host may be overloaded."""
+    """Timeouts and refused connections say the host may be overloaded. A connection reset is
+    not counted: a kept-alive connection the server closed while idle is common and benign."""
     if isinstance(exc, requests.exceptions.SSLError):
         return Signal.NEUTRAL
-    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Signal.OVERLOAD
+    if isinstance(exc, requests.exceptions.ConnectionError) and never_sent(exc):
         return Signal.OVERLOAD
     return Signal.NEUTRAL
 
