@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
@@ -275,16 +276,7 @@ class Http:
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        prep = requests.PreparedRequest()
-        prep.prepare(
-            method=method.upper(),
-            url=url,
-            headers=merged,
-            data=data or {},
-            params={},
-            auth=auth,
-            cookies=session.cookies,
-        )
+        prep = _prepare(method, url, merged, data, auth, session.cookies)
         return session.send(
             prep,
             stream=stream,
@@ -582,6 +574,43 @@ class Http:
                 )
 
         return self._retry(attempt)
+
+
+# URLs that requests' prepare_url gives back unchanged: lower-case ASCII host (no user info),
+# a path and query of characters that need no quoting, no percent sign, no fragment
+_PLAIN_URL = re.compile(
+    r"https?://[a-z0-9][a-z0-9.\-]*(?::[0-9]{1,5})?"
+    r"/[A-Za-z0-9\-._~/!$&'()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&'()*+,;=:@?]*)?\Z"
+)
+
+
+def _prepare(
+    method: str,
+    url: str,
+    headers: CaseInsensitiveDict[str | bytes],
+    data: Any,
+    auth: tuple[str, str] | None,
+    cookies: RequestsCookieJar,
+) -> requests.PreparedRequest:
+    """``PreparedRequest.prepare`` step by step, skipping the steps that would change nothing:
+    re-parsing and re-quoting a URL that is already plain (a sixth of requests' CPU per
+    request), an empty cookie jar, auth read from a URL that has none, empty hooks."""
+    prep = requests.PreparedRequest()
+    prep.prepare_method(method)
+    plain = _PLAIN_URL.match(url) is not None
+    if plain:
+        prep.url = url
+    else:
+        prep.prepare_url(url, {})
+    prep.prepare_headers(headers)
+    if cookies:
+        prep.prepare_cookies(cookies)
+    else:
+        prep._cookies = cookies  # type: ignore[attr-defined]  # redirects read it
+    prep.prepare_body(data or {}, None, None)
+    if auth is not None or not plain:
+        prep.prepare_auth(auth, url)
+    return prep
 
 
 def _release_on_close(resp: requests.Response, release: Callable[[], None]) -> None:
