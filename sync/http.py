@@ -577,10 +577,11 @@ class Http:
 
 
 # URLs that requests' prepare_url gives back unchanged: lower-case ASCII host (no user info),
-# a path and query of characters that need no quoting, no percent sign, no fragment
+# a path (no dot segments) and a non-empty query of characters needing no quoting, no
+# percent sign, no fragment
 _PLAIN_URL = re.compile(
     r"https?://[a-z0-9][a-z0-9.\-]*(?::[0-9]{1,5})?"
-    r"/[A-Za-z0-9\-._~/!$&'()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&'()*+,;=:@?]*)?\Z"
+    r"(?![^?]*/\.)/[A-Za-z0-9\-._~/!$&'()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&'()*+,;=:@?]+)?\Z"
 )
 
 
