@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError, register_secret
+from .http import HttpOptions
 from .linker import DEFAULT_PREFERENCE
 from .settings import from_table, parse_size, require, size_field, to_table
 
@@ -35,26 +36,20 @@ __all__ = ["Options", "Pipeline", "load_pipeline", "parse_size", "read_secret_fi
 
 
 @dataclass
-class Options:
-    """The ``[options]`` table: how the engine and the HTTP client behave."""
+class Options(HttpOptions):
+    """The ``[options]`` table: how the engine and the HTTP client (``HttpOptions``: timeouts,
+    retries, politeness) behave."""
 
     metadata_preference: list[str] = field(default_factory=lambda: list(DEFAULT_PREFERENCE))
     unlinked: Literal["deposit", "skip"] = "deposit"  # resources linked to nothing
     missing_title: Literal["fallback", "fail"] = "fallback"
     on_archived: Literal["fail", "skip", "recreate"] = "fail"
-    workers: int = 4
-    per_host_concurrency: int | None = None  # default: the worker count
-    per_host_rate: float = 20.0
+    workers: int = 8  # items in parallel; also the cap of the adaptive per-host concurrency
     limit: int | None = None  # at most N items per run
     max_file_size: int = size_field(4 * 2**30)
     allowed_hosts: list[str] = field(default_factory=list)
     overlap_seconds: int = 300
     max_delete_share: float = 0.5
-    connect_timeout: float = 10.0
-    read_timeout: float = 120.0
-    attempts: int = 5
-    max_retry_seconds: float = 300.0
-    backoff_initial: float = 1.0
     ca_bundle: str | None = None
 
     def validate(self, section: str = "options") -> None:
@@ -65,7 +60,12 @@ class Options:
             "per_host_concurrency",
             "must be at least 1",
         )
-        require(self.per_host_rate >= 0, section, "per_host_rate", "must be 0 or more")
+        require(
+            self.per_host_rate is None or self.per_host_rate >= 0,
+            section,
+            "per_host_rate",
+            "must be 0 or more",
+        )
         require(self.limit is None or self.limit >= 1, section, "limit", "must be at least 1")
         require(self.max_file_size > 0, section, "max_file_size", "must be positive")
         require(self.overlap_seconds >= 0, section, "overlap_seconds", "must be 0 or more")

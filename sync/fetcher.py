@@ -16,6 +16,7 @@ from .errors import IntegrityError
 from .filenames import filename_from_url, safe_filename
 from .http import Download, Http
 from .model import Entry
+from .sniff import is_html_type, looks_html
 
 log = logging.getLogger(__name__)
 
@@ -31,25 +32,6 @@ except ImportError:  # pragma: no cover - depends on the machine
 
     def sniff(path: str) -> str | None:
         return None
-
-
-def _is_html(mime: str | None) -> bool:
-    if not mime:
-        return False
-    return mime.split(";")[0].strip().lower() in ("text/html", "application/xhtml+xml")
-
-
-def _looks_html(dl: Download, sniffed: str | None) -> bool:
-    """An HTML page, by libmagic; without it, by the served type or the first bytes."""
-    if sniffed is not None:
-        return _is_html(sniffed)
-    if _is_html(dl.content_type):
-        return True
-    if not dl.size:
-        return False
-    with dl.path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<title"))
 
 
 class Fetcher:
@@ -74,7 +56,8 @@ class Fetcher:
             # libmagic only when the source announced no type: it is slow and single-locked,
             # and the served type plus the first bytes tell an HTML page well enough
             sniffed = sniff(str(dl.path)) if dl.size and not entry.type else None
-            if entry.type and not _is_html(entry.type) and _looks_html(dl, sniffed):
+            page = bool(dl.size) and looks_html(dl.path, dl.content_type, sniffed)
+            if entry.type and not is_html_type(entry.type) and page:
                 raise IntegrityError(
                     f"announced as {entry.type} but the server sent an HTML page",
                     resource=entry.loc,

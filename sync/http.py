@@ -11,67 +11,102 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 
 from . import __version__
 from .errors import FetchError, OutsideSourceError, SyncError, redact
 from .filenames import filename_from_disposition
+from .pacing import AdaptiveLimit, PacingPolicy, Signal
+from .retrying import (
+    POST_RETRY_STATUS,
+    RETRY_STATUS,
+    RetryableError,
+    backoff_wait,
+    exception_signal,
+    load_signal,
+    never_sent,
+    retry_after_seconds,
+)
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-# A POST is not idempotent: only retried when the server said it did not act on it.
-POST_RETRY_STATUS = frozenset({429, 503})
 CHUNK = 1 << 16
 T = TypeVar("T")
 
 
 @dataclass
-class HttpSettings:
-    """Timeouts, retries and politeness; defaults are conservative for other people's servers."""
+class HttpOptions:
+    """What users set (``[options]`` of a pipeline declares these fields by inheriting them):
+    timeouts, retries and politeness; defaults are conservative for other people's servers."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
     attempts: int = 5
     max_retry_seconds: float = 300.0
     backoff_initial: float = 1.0
+    # Politeness. Neither set (or a rate of 0): adaptive per-host concurrency (sync.pacing),
+    # between 1 and ``concurrency_cap``. Either set: fixed, as given (an explicit choice wins).
+    per_host_concurrency: int | None = None
+    per_host_rate: float | None = None  # requests per second per host; 0 = unbounded
+
+
+@dataclass
+class HttpSettings(HttpOptions):
+    """The options plus what the run derives (the worker count, TLS, pool sizes)."""
+
     backoff_max: float = 60.0
-    per_host_concurrency: int = 4
-    per_host_rate: float = 10.0  # requests per second per host; 0 = unbounded
+    concurrency_cap: int = 16  # the adaptive limit never exceeds it (the worker count)
     verify: bool | str = True  # False only with an explicit flag; a path = CA bundle
     pool_size: int = 16
     user_agent: str = f"resync-sword/{__version__}"
 
 
+# scheme://authority of a plain http(s) URL: no user info, white space or backslash (those go
+# the whole way through urlsplit); the authority ends where urlsplit ends it, at / ? or #
+_PLAIN_ORIGIN = re.compile(r"(https?://[^/?#@\\\s]+)(?:[/?#]|\Z)")
+
+
 def host_key(url: str) -> str:
-    """(scheme, host, port) as one string: the unit of politeness and of the allow-list."""
+    """(scheme, host, port) as one string: the unit of politeness and of the allow-list.
+
+    Called several times per request and once per list entry: plain URLs are read by one
+    regular expression and their origin's key is cached; others are parsed whole."""
+    m = _PLAIN_ORIGIN.match(url)
+    return _origin_key(m.group(1)) if m else _parse_host_key(url)
+
+
+@lru_cache(maxsize=4096)
+def _origin_key(origin: str) -> str:
+    return _parse_host_key(origin)
+
+
+def _parse_host_key(url: str) -> str:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 class HostGate:
-    """Concurrency slots plus a minimum spacing between request starts, for one host."""
+    """Concurrency slots plus a minimum spacing between request starts, for one host.
+
+    With ``pacing`` the number of slots follows ``AdaptiveLimit`` (what the host's answers
+    allow); without it, it is the fixed ``concurrency``."""
 
     def __init__(
         self,
@@ -79,40 +114,81 @@ class HostGate:
         rate: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        pacing: AdaptiveLimit | None = None,
     ) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        self._fixed = max(1, concurrency)
         self._interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
-        self._lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._in_flight = 0
         self._clock = clock
         self._sleep = sleep
+        self.pacing = pacing
 
-    def acquire(self) -> Callable[[], None]:
-        """Take a slot (waiting for the rate bound too); returns its idempotent release."""
-        self._slots.acquire()
-        if self._interval:
-            with self._lock:
+    @property
+    def limit(self) -> int:
+        return self.pacing.allowed if self.pacing is not None else self._fixed
+
+    def acquire(self) -> Permit:
+        """Take a slot (waiting for the rate bound too); the permit releases it."""
+        with self._cond:
+            while self._in_flight >= self.limit:
+                self._cond.wait()
+            self._in_flight += 1
+            epoch = self.pacing.epoch if self.pacing is not None else 0
+            start = now = 0.0
+            if self._interval:
                 now = self._clock()
                 start = max(now, self._next)
                 self._next = start + self._interval
-            if start > now:
-                self._sleep(start - now)
-        done = threading.Event()
+        if start > now:
+            self._sleep(start - now)
+        return Permit(self, epoch)
 
-        def release() -> None:
-            if not done.is_set():
-                done.set()
-                self._slots.release()
+    def _report(self, signal: Signal, latency: float | None, epoch: int) -> None:
+        if self.pacing is None:
+            return
+        with self._cond:
+            before = self.pacing.allowed
+            self.pacing.record(signal, latency, epoch)
+            if self.pacing.allowed > before:
+                self._cond.notify(self.pacing.allowed - before)
 
-        return release
+    def _release(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        release = self.acquire()
+        permit = self.acquire()
         try:
             yield
         finally:
-            release()
+            permit()
+
+
+class Permit:
+    """One request's slot at a host: report what the answer said once, release once."""
+
+    __slots__ = ("_epoch", "_gate", "_released", "_reported")
+
+    def __init__(self, gate: HostGate, epoch: int) -> None:
+        self._gate = gate
+        self._epoch = epoch
+        self._released = False
+        self._reported = False
+
+    def report(self, signal: Signal, latency: float | None = None) -> None:
+        if not self._reported:
+            self._reported = True
+            self._gate._report(signal, latency, self._epoch)
+
+    def __call__(self) -> None:
+        """Release the slot (idempotent)."""
+        if not self._released:
+            self._released = True
+            self._gate._release()
 
 
 @dataclass
@@ -135,15 +211,6 @@ class Download:
         self.path.unlink(missing_ok=True)
 
 
-class _RetryableError(Exception):
-    """Internal: a transient failure tenacity may retry; carries Retry-After seconds."""
-
-    def __init__(self, error: FetchError, retry_after: float | None = None) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after = retry_after
-
-
 @dataclass
 class Http:
     """The one HTTP client. Thread-safe; share one per run."""
@@ -160,6 +227,7 @@ class Http:
         self._gates_lock = threading.Lock()
         self.requests_sent = 0
         self._count_lock = threading.Lock()
+        self._wait = backoff_wait(self.settings.backoff_initial, self.settings.backoff_max)
 
     # -- configuration ---------------------------------------------------------------------
     def allow(self, url: str) -> None:
@@ -170,8 +238,7 @@ class Http:
         self.auth[host_key(url)] = (username, password)
 
     def check_allowed(self, url: str, *, what: str = "URL") -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+        if _PLAIN_ORIGIN.match(url) is None and urlsplit(url).scheme not in ("http", "https"):
             raise OutsideSourceError(f"{what} is not http(s)", resource=url)
         if self.allowed_hosts is not None and host_key(url) not in self.allowed_hosts:
             raise OutsideSourceError(
@@ -216,16 +283,7 @@ class Http:
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        prep = requests.PreparedRequest()
-        prep.prepare(
-            method=method.upper(),
-            url=url,
-            headers=merged,
-            data=data or {},
-            params={},
-            auth=auth,
-            cookies=session.cookies,
-        )
+        prep = _prepare(method, url, merged, data, auth, session.cookies)
         return session.send(
             prep,
             stream=stream,
@@ -241,51 +299,59 @@ class Http:
         with self._gates_lock:
             gate = self._gates.get(key)
             if gate is None:
-                conc, rate = self.host_limits.get(
-                    key, (self.settings.per_host_concurrency, self.settings.per_host_rate)
-                )
-                gate = self._gates[key] = HostGate(conc, rate)
+                gate = self._gates[key] = self._new_gate(key)
             return gate
 
-    def _backoff(self, n: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter before try ``n + 1``; ``Retry-After`` wins if longer."""
+    def _new_gate(self, key: str) -> HostGate:
+        """Fixed limits where configured (per host or for all), adaptive ones otherwise."""
         s = self.settings
-        backoff = min(s.backoff_max, s.backoff_initial * (2 ** (n - 1)))
-        backoff = backoff / 2 + (backoff / 2) * (os.urandom(1)[0] / 255)
-        if retry_after is not None:
-            backoff = max(backoff, min(retry_after, s.backoff_max))
-        return float(backoff)
+        cap = max(1, s.concurrency_cap)
+        if key in self.host_limits:
+            conc, rate = self.host_limits[key]
+            return HostGate(conc, rate)
+        if s.per_host_concurrency is not None or (s.per_host_rate or 0) > 0:
+            return HostGate(s.per_host_concurrency or cap, s.per_host_rate or 0.0)
+        policy = PacingPolicy(initial=min(2, cap), cap=cap)
+        return HostGate(cap, 0.0, pacing=AdaptiveLimit(policy))
+
+    def limit_of(self, url: str) -> int:
+        """Requests the host of ``url`` may have in flight now (for logs and tests)."""
+        return self._gate(url).limit
 
     def _retry(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``; while it raises ``_RetryableError``, try again (tenacity), within the
+        """Run ``fn``; while it raises ``RetryableError``, try again (tenacity), within the
         attempt and time bounds. The first try runs outside tenacity: most calls succeed, and
-        building a retry loop for each of them costs CPU the workers need."""
+        building a retry loop for each of them costs CPU the workers need. After a failure,
+        tenacity takes over with that failure as its first attempt."""
         started = time.monotonic()
         try:
             return fn()
-        except _RetryableError as exc:
+        except RetryableError as first:
             if self.settings.attempts <= 1:
-                raise exc.error from None
-            self.sleep(self._backoff(1, exc.retry_after))
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            after = exc.retry_after if isinstance(exc, _RetryableError) else None
-            return self._backoff(state.attempt_number + 1, after)
-
-        left = self.settings.max_retry_seconds - (time.monotonic() - started)
+                raise first.error from None
+            failure: RetryableError | None = first
+        s = self.settings
+        left = s.max_retry_seconds - (time.monotonic() - started)
         retrying = Retrying(
-            retry=retry_if_exception(lambda e: isinstance(e, _RetryableError)),
-            stop=stop_after_attempt(self.settings.attempts - 1) | stop_after_delay(max(0, left)),
-            wait=wait,
+            retry=retry_if_exception_type(RetryableError),
+            stop=stop_after_attempt(s.attempts) | stop_after_delay(max(0.0, left)),
+            wait=self._wait,
             sleep=self.sleep,
             reraise=True,
         )
+
+        def again() -> T:
+            nonlocal failure
+            if failure is not None:  # the try already made: tenacity counts and waits for it
+                pending, failure = failure, None
+                raise pending
+            return fn()
+
         try:
             for attempt in retrying:
                 with attempt:
-                    return fn()
-        except _RetryableError as exc:
+                    return again()
+        except RetryableError as exc:
             raise exc.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -310,18 +376,23 @@ class Http:
             try:
                 # the slot is held until the body is read: a streamed response releases it
                 # when closed, so large downloads count against the per-host bound too
-                release = self._gate(current).acquire()
+                permit = self._gate(current).acquire()
                 try:
                     with self._count_lock:
                         self.requests_sent += 1
+                    started = time.monotonic()
                     resp = self._send_prepared(method, current, headers, data, auth, stream)
-                except BaseException:
-                    release()
+                    # latency to the answer's headers, only where no upload is timed with it
+                    latency = time.monotonic() - started if data is None else None
+                    permit.report(load_signal(resp.status_code, resp.headers), latency)
+                except BaseException as exc:
+                    permit.report(exception_signal(exc))
+                    permit()
                     raise
                 if stream:
-                    _release_on_close(resp, release)
+                    _release_on_close(resp, permit)
                 else:
-                    release()
+                    permit()
             except requests.exceptions.SSLError as exc:
                 # a certificate that does not verify will not verify on the next try either
                 raise FetchError(
@@ -330,23 +401,21 @@ class Http:
                     hint="--ca-bundle FILE for a private CA; --insecure only if you must",
                 ) from None
             except requests.exceptions.ConnectionError as exc:
-                sent = not isinstance(exc, requests.exceptions.ConnectTimeout) and (
-                    "NewConnectionError" not in repr(exc)
-                )
+                sent = not never_sent(exc)
                 err = FetchError(
                     f"{method} failed: connection error ({_short(exc)})",
                     resource=url,
                     transient=True,
                 )
                 if not sent or safe_to_retry_after_send:
-                    raise _RetryableError(err) from None
+                    raise RetryableError(err) from None
                 raise err from None
             except requests.exceptions.Timeout as exc:
                 err = FetchError(
                     f"{method} timed out ({_short(exc)})", resource=url, transient=True
                 )
                 if safe_to_retry_after_send:
-                    raise _RetryableError(err) from None
+                    raise RetryableError(err) from None
                 raise err from None
             except requests.exceptions.RequestException as exc:
                 raise FetchError(f"{method} failed: {_short(exc)}", resource=url) from None
@@ -360,9 +429,9 @@ class Http:
                     method, body = "GET", None
                 continue
             if resp.status_code in retry_status:
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
                 resp.close()
-                raise _RetryableError(
+                raise RetryableError(
                     FetchError(
                         f"{method} answered HTTP {resp.status_code}",
                         resource=url,
@@ -440,7 +509,7 @@ class Http:
                     err = _truncated(url, exc)
                     err.status = resp.status_code
                     if idempotent:
-                        raise _RetryableError(err) from None
+                        raise RetryableError(err) from None
                     raise err from None
                 return resp, b"".join(chunks)
 
@@ -488,9 +557,9 @@ class Http:
                                 sha256.update(chunk)
                                 out.write(chunk)
                         except requests.exceptions.RequestException as exc:
-                            raise _RetryableError(_truncated(url, exc)) from None
+                            raise RetryableError(_truncated(url, exc)) from None
                     if declared is not None and int(declared) != size:
-                        raise _RetryableError(
+                        raise RetryableError(
                             FetchError(
                                 f"truncated body: got {size} of {declared} bytes",
                                 resource=url,
@@ -512,6 +581,44 @@ class Http:
                 )
 
         return self._retry(attempt)
+
+
+# URLs that requests' prepare_url gives back unchanged: lower-case ASCII host (no user info),
+# a path (no dot segments) and a non-empty query of characters needing no quoting, no
+# percent sign, no fragment
+_PLAIN_URL = re.compile(
+    r"https?://[a-z0-9][a-z0-9.\-]*(?::[0-9]{1,5})?"
+    r"(?![^?]*/\.)/[A-Za-z0-9\-._~/!$&'()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&'()*+,;=:@?]+)?\Z"
+)
+
+
+def _prepare(
+    method: str,
+    url: str,
+    headers: CaseInsensitiveDict[str | bytes],
+    data: Any,
+    auth: tuple[str, str] | None,
+    cookies: RequestsCookieJar,
+) -> requests.PreparedRequest:
+    """``PreparedRequest.prepare`` step by step, skipping the steps that would change nothing:
+    re-parsing and re-quoting a URL that is already plain (a sixth of requests' CPU per
+    request), an empty cookie jar, auth read from a URL that has none, empty hooks."""
+    prep = requests.PreparedRequest()
+    prep.prepare_method(method)
+    plain = _PLAIN_URL.match(url) is not None
+    if plain:
+        prep.url = url
+    else:
+        prep.prepare_url(url, {})
+    prep.prepare_headers(headers)
+    if cookies:
+        prep.prepare_cookies(cookies)
+    else:
+        prep._cookies = cookies  # type: ignore[attr-defined]  # redirects read it
+    prep.prepare_body(data or {}, None, None)
+    if auth is not None or not plain:
+        prep.prepare_auth(auth, url)
+    return prep
 
 
 def _release_on_close(resp: requests.Response, release: Callable[[], None]) -> None:
@@ -543,18 +650,6 @@ def _truncated(url: str, exc: BaseException) -> FetchError:
 def _short(exc: BaseException) -> str:
     text = redact(str(exc))
     return text if len(text) < 200 else text[:197] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def open_body(path: Path) -> Callable[[], IO[bytes]]:

@@ -17,7 +17,7 @@ from .depositor import DepositPolicy
 from .engine import Engine, EngineSettings
 from .errors import ConfigError
 from .fetcher import Fetcher
-from .http import Http, HttpSettings, host_key
+from .http import Http, HttpOptions, HttpSettings, host_key
 from .settings import from_table, to_table
 
 
@@ -169,13 +169,8 @@ class Assembly:
 
 def http_for(p: Pipeline) -> Http:
     settings = HttpSettings(
-        connect_timeout=p.connect_timeout,
-        read_timeout=p.read_timeout,
-        attempts=p.attempts,
-        max_retry_seconds=p.max_retry_seconds,
-        backoff_initial=p.backoff_initial,
-        per_host_concurrency=p.per_host_concurrency or p.workers,
-        per_host_rate=p.per_host_rate,
+        **{f.name: getattr(p, f.name) for f in fields(HttpOptions)},
+        concurrency_cap=p.workers,  # adaptive politeness never above the worker count
         verify=(p.ca_bundle or True) if p.verify_tls else False,
         pool_size=max(4, p.workers * 2),
     )

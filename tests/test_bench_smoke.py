@@ -27,8 +27,12 @@ def test_bench_quick_runs_and_prints_the_table() -> None:
     assert "measurement" in out and "target" in out and "result" in out
     for row in (
         "1 speed-up",
+        "1 resync-sword / limit",
         "2 incremental HTTP requests",
         "3a peak RSS",
+        "3a list reading vs resync 2.0.1",
         "3b peak RSS",
+        "5 defaults: CLI vs sequential",
+        "5 capacity 4, 100 ms: refused",
     ):
         assert row in out, out

@@ -40,6 +40,8 @@ from typing import IO, Any
 
 import requests
 
+from tools.bench_items import PlainClient, SyncClient, run_items
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-Pa55word"
 USER = "sword"
@@ -130,11 +132,15 @@ def run_module(
     module: str, args: list[str], *, cwd: Path, env: dict[str, str], timeout: float
 ) -> CliRun:
     """Run ``python -m MODULE ARGS`` with its peak RSS and CPU time (wait4: this child only)."""
+    return run_argv([sys.executable, "-m", module, *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def run_argv(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> CliRun:
+    """Run ``argv`` with its peak RSS and CPU time (wait4: this child only)."""
+    args = argv[3:] if argv[1:2] == ["-m"] else argv
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=cwd, env=env, stdout=out, stderr=err
-        )
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -301,7 +307,11 @@ class Bench:
     sequential_items: int
     tmp: Path
     timeout: float = 3600.0
-    only: frozenset[str] = frozenset({"1", "2", "3a", "3b"})
+    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "5"})
+    polite_items: int = 300
+    capacity: int = 4
+    capacity_latency: float = 0.1
+    seq_rate: float | None = None  # sequential items/s measured in part 1, reused by part 5
     rows: list[Row] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     log: IO[str] = sys.stderr
@@ -336,6 +346,8 @@ class Bench:
                 self.list_memory(sword, sd, col)
             if "3b" in self.only:
                 self.big_file(sword, sd, col)
+            if "5" in self.only:
+                self.politeness(sword, sd, col)
         finally:
             sword.close()
         return self.rows
@@ -359,10 +371,21 @@ class Bench:
             run = self.cli(args).check()
             requests_ = sum(s.stats()["total"] for s in (src, sword))
             rate = self.items / run.seconds
+            cpu_ms = 1000 * run.cpu_seconds / self.items
             self.say(
-                f"   resync-sword {run.seconds:.1f} s ({run.cpu_seconds:.1f} s CPU), "
-                f"{requests_} requests: {rate:.1f} items/s"
+                f"   resync-sword {run.seconds:.1f} s ({run.cpu_seconds:.1f} s CPU, "
+                f"{cpu_ms:.1f} ms per item), {requests_} requests: {rate:.1f} items/s"
             )
+            lim_done, lim_seconds = run_items(
+                PlainClient,
+                src.base_url + "/resourcelist.xml",
+                col("articles"),
+                user=USER,
+                password=PASSWORD,
+                workers=self.workers,
+            )
+            lim_rate = lim_done / lim_seconds
+            self.say(f"   limit ({self.workers} plain threads): {lim_rate:.1f} items/s")
             n = min(self.sequential_items, self.items)
             work = self.tmp / "seq"
             work.mkdir(exist_ok=True)
@@ -373,9 +396,27 @@ class Bench:
             src.close()
         ratio = rate / seq_rate
         target = 0.7 * self.workers
+        self.seq_rate = seq_rate
         self.rows += [
-            Row("1 baseline resync-sword", f"{rate:.1f} items/s ({run.seconds:.1f} s)", "", None),
+            Row(
+                "1 baseline resync-sword",
+                f"{rate:.1f} items/s ({run.seconds:.1f} s, {cpu_ms:.1f} ms CPU/item)",
+                "",
+                None,
+            ),
             Row("1 baseline sequential", f"{seq_rate:.2f} items/s ({done} items)", "", None),
+            Row(
+                f"1 limit: {self.workers} plain threads",
+                f"{lim_rate:.1f} items/s ({lim_seconds:.1f} s)",
+                "",
+                None,
+            ),
+            Row(
+                "1 resync-sword / limit",
+                f"{rate / lim_rate:.2f}",
+                ">= 0.90",
+                rate / lim_rate >= 0.9,
+            ),
             Row(
                 f"1 speed-up ({self.workers} workers)",
                 f"{ratio:.1f}x",
@@ -446,6 +487,22 @@ class Bench:
                 env=self.env,
                 timeout=self.timeout,
             ).check()
+            # the resync 2.0.1 client reading the same index (audit against an empty directory)
+            resync_dst = self.tmp / "resync-dst"
+            resync_dst.mkdir(exist_ok=True)
+            resync = run_argv(
+                [
+                    sys.executable,
+                    str(Path(sys.executable).parent / "resync-sync"),
+                    "--audit",
+                    "--sitemap",
+                    url,
+                    f"{src.base_url}/big/={resync_dst}",
+                ],
+                cwd=self.tmp,
+                env=self.env,
+                timeout=self.timeout,
+            )
             # and the way a user runs it: a whole baseline, limited to one deposit
             args = sync_args(
                 "baseline", url, col("default"), sd, self.tmp / "s3b.sqlite", self.workers
@@ -456,16 +513,40 @@ class Bench:
         # --limit leaves work for later: exit 1 ("partial") is expected, anything else is not
         if run.returncode not in (0, 1) or "partial" not in run.stdout + run.stderr:
             run.check()
+        m = re.search(r"to create=(\d+)", resync.stdout + resync.stderr)  # it logs to stderr
+        resync_read = int(m.group(1)) if m else 0
+        if resync_read != self.entries:
+            raise RuntimeError(f"resync read {resync_read} entries: {resync.stderr[-2000:]}")
+        speedup = resync.seconds / lists.seconds
         self.say(f"   lists only: peak RSS {lists.max_rss_mib:.1f} MiB, {lists.seconds:.1f} s")
+        self.say(
+            f"   resync 2.0.1 --audit: peak RSS {resync.max_rss_mib:.1f} MiB, "
+            f"{resync.seconds:.1f} s ({speedup:.1f}x slower)"
+        )
         self.say(
             f"   CLI baseline --limit 1: peak RSS {run.max_rss_mib:.1f} MiB, {run.seconds:.1f} s"
         )
         self.rows += [
             Row(
                 f"3a peak RSS, {self.entries}-entry list into state",
-                f"{lists.max_rss_mib:.1f} MiB ({lists.seconds:.1f} s)",
-                "< 150 MiB",
-                lists.max_rss_mib < 150,
+                f"{lists.max_rss_mib:.1f} MiB ({lists.seconds:.1f} s, "
+                f"{lists.cpu_seconds:.1f} s CPU)",
+                "< 100 MiB",
+                lists.max_rss_mib < 100,
+            ),
+            Row(
+                "3a same list, resync 2.0.1 --audit",
+                f"{resync.max_rss_mib:.1f} MiB ({resync.seconds:.1f} s, "
+                f"{resync.cpu_seconds:.1f} s CPU)",
+                "",
+                None,
+            ),
+            Row(
+                "3a list reading vs resync 2.0.1",
+                f"{speedup:.1f}x faster "
+                f"({resync.cpu_seconds / max(0.01, lists.cpu_seconds):.1f}x less CPU)",
+                ">= 3.0x",
+                speedup >= 3.0,
             ),
             Row(
                 "3a same, CLI baseline --limit 1",
@@ -500,6 +581,94 @@ class Bench:
             )
         )
 
+    # 5 ------------------------------------------------------------------------------------------
+    def politeness(self, sword: Server, sd: str, col: Any) -> None:
+        """Default options (no --rate, --per-host-concurrency or --workers) against the fast
+        servers, and resync-sword's transport against a source of capacity K."""
+        n = self.polite_items
+        self.say(f"5. politeness: {n} items, default options, latency {self.latency * 1000:.0f} ms")
+        src = self.source("--items", str(n), "--latency", str(self.latency))
+        try:
+            sword.cmd("latency", value=self.latency)
+            if self.seq_rate is None:
+                work = self.tmp / "seq5"
+                work.mkdir(exist_ok=True)
+                done, seconds = sequential(
+                    src.base_url + "/resourcelist.xml", col("articles"), n, work
+                )
+                self.seq_rate = done / seconds
+            args = ["--quiet", "baseline", src.base_url + "/", "--collection", col("default")]
+            args += ["--username", USER, "--service-document", sd]
+            run = self.cli([*args, "--state", str(self.tmp / "s5.sqlite")]).check()
+            cli_rate = n / run.seconds
+            done, seconds = run_items(
+                lambda: SyncClient(self.workers),
+                src.base_url + "/resourcelist.xml",
+                col("theses"),
+                user=USER,
+                password=PASSWORD,
+                workers=self.workers,
+            )
+            http_rate = done / seconds
+        finally:
+            src.close()
+        seq = self.seq_rate
+        self.say(
+            f"   CLI defaults {cli_rate:.1f} items/s, transport defaults ({self.workers} "
+            f"threads) {http_rate:.1f} items/s, sequential {seq:.2f} items/s"
+        )
+        k, lat = self.capacity, self.capacity_latency
+        self.say(f"   a source of capacity {k} at {lat * 1000:.0f} ms per request")
+        src = self.source("--items", str(n), "--latency", str(lat))
+        try:
+            src.cmd("capacity", value=k, retry_after="1")
+            src.cmd("reset")
+            done, seconds = run_items(
+                lambda: SyncClient(self.workers),
+                src.base_url + "/resourcelist.xml",
+                col("theses"),
+                user=USER,
+                password=PASSWORD,
+                workers=self.workers,
+            )
+            stats = src.stats()
+        finally:
+            src.close()
+        refused = stats.get("refused", 0)
+        share = refused / max(1, stats["total"])
+        served = (stats["total"] - refused) / seconds
+        floor = 0.8 * k / lat
+        self.say(
+            f"   {done} items in {seconds:.1f} s: {stats['total']} requests, {refused} refused, "
+            f"{served:.1f} served/s"
+        )
+        self.rows += [
+            Row(
+                "5 defaults: CLI vs sequential",
+                f"{cli_rate / seq:.1f}x ({cli_rate:.1f} items/s)",
+                ">= 4.0x",
+                cli_rate / seq >= 4.0,
+            ),
+            Row(
+                f"5 defaults: transport, {self.workers} threads",
+                f"{http_rate / seq:.1f}x ({http_rate:.1f} items/s)",
+                ">= 4.0x",
+                http_rate / seq >= 4.0,
+            ),
+            Row(
+                f"5 capacity {k}, {lat * 1000:.0f} ms: refused",
+                f"{100 * share:.1f}% ({refused} of {stats['total']})",
+                "< 2%",
+                share < 0.02,
+            ),
+            Row(
+                f"5 capacity {k}, {lat * 1000:.0f} ms: served",
+                f"{served:.1f} requests/s",
+                f">= {floor:.1f}/s",
+                served >= floor,
+            ),
+        ]
+
 
 def table(rows: Sequence[Row]) -> str:
     head = ("measurement", "measured", "target", "result")
@@ -527,11 +696,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--big-file-mib", type=int, default=500)
     p.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    p.add_argument("--only", default="1,2,3a,3b", help="parts to run (1,2,3a,3b)")
+    p.add_argument("--polite-items", type=int, default=300, help="items of part 5 (300)")
+    p.add_argument("--only", default="1,2,3a,3b,5", help="parts to run (1,2,3a,3b,5)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     a = p.parse_args(argv)
     if a.quick:
         a.items, a.mirror, a.entries, a.big_file_mib = 30, 200, 2000, 4
+        a.polite_items = 20
         a.latency = min(a.latency, 0.005)
         a.workers = min(a.workers, 8)
     tmp = Path(tempfile.mkdtemp(prefix="rsw-bench-"))
@@ -545,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sequential_items=a.sequential_items or a.items,
         tmp=tmp,
         only=frozenset(a.only.split(",")),
+        polite_items=a.polite_items,
     )
     try:
         rows = bench.run()

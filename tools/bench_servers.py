@@ -9,6 +9,8 @@ counted in the stats nor delayed by the artificial latency):
   ``documents``: discovery and list documents it served)
 - ``{"cmd": "reset"}``: clear the counters
 - ``{"cmd": "latency", "value": 0.02}``: change the per-request latency at run time
+- ``{"cmd": "capacity", "value": 4}``: above 4 requests in flight answer 503 + Retry-After
+  (0: unbounded); ``stats`` then counts the refused ones under ``refused``
 - ``{"cmd": "mutate", "share": 0.01, "seed": 1}`` (source): change a share of the items, half
   metadata updates, half file replacements, all reported in the change list
 - ``{"cmd": "quit"}``
@@ -123,6 +125,10 @@ def serve(httpd: LocalHTTPServer, model: SourceModel | None) -> None:
                 _answer({"ok": True})
             elif name == "latency":
                 httpd.latency = float(cmd["value"])
+                _answer({"ok": True})
+            elif name == "capacity":
+                httpd.capacity = int(cmd["value"])
+                httpd.retry_after = str(cmd.get("retry_after", "1"))
                 _answer({"ok": True})
             elif name == "mutate" and model is not None:
                 _answer(mutate(model, float(cmd["share"]), int(cmd.get("seed", 1))))

@@ -85,6 +85,10 @@ class LocalHTTPServer(ThreadingHTTPServer):
         # seen at once: tests check per-host concurrency bounds with these
         self.in_flight = 0
         self.max_in_flight = 0
+        # capacity mode, like a small real server: above ``capacity`` requests in flight (0:
+        # unbounded) it answers 503 with Retry-After at once; stats["refused"] counts them
+        self.capacity = 0
+        self.retry_after = "1"
         self.ssl_context = ssl_context
         if ssl_context is not None:
             # handshake in the handler thread, not in the accept loop
@@ -130,10 +134,15 @@ class LocalHTTPServer(ThreadingHTTPServer):
             self.stats.clear()
             self.max_in_flight = 0
 
-    def _enter(self) -> None:
+    def _enter(self) -> bool:
+        """Count a request in flight; False (not counted) when it is over capacity."""
         with self.stats_lock:
+            if self.capacity and self.in_flight >= self.capacity:
+                self.stats["refused"] += 1
+                return False
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return True
 
     def _leave(self) -> None:
         with self.stats_lock:
@@ -164,7 +173,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         # in flight until the answer starts: the client holds its per-host slot at least that
         # long, so max_in_flight never exceeds the client's bound (no race on the last bytes)
-        self.server._enter()
+        if not self.server._enter():
+            self._fault_after = None
+            self.discard_body()
+            headers = {"Retry-After": self.server.retry_after}
+            self.reply(503, b"over capacity, try again later\n", "text/plain", headers)
+            return
         self._counted = True
         try:
             self._handle(method)

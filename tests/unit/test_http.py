@@ -457,3 +457,157 @@ def test_basic_auth_only_to_its_host(fake: Fake, other: Fake) -> None:
 )
 def test_filename_from_disposition(value: str | None, expected: str | None) -> None:
     assert filename_from_disposition(value) == expected
+
+
+# -- adaptive politeness (sync.pacing) --------------------------------------------------------
+
+
+def test_default_is_adaptive_and_503_shrinks_the_host_limit(fake: Fake) -> None:
+    fake.routes["/ok"] = ok()
+    fake.routes["/busy"] = lambda h, n: send(h, 503, b"busy", {"Retry-After": "1"})
+    http = Http(HttpSettings(concurrency_cap=8, attempts=1), sleep=Sleeps())
+    for _ in range(20):  # prompt answers: grows, never above the cap
+        http.get_bytes(fake.base + "/ok", max_bytes=10)
+    assert http.limit_of(fake.base) == 8
+    with pytest.raises(FetchError):
+        http.get_bytes(fake.base + "/busy", max_bytes=10)
+    assert http.limit_of(fake.base) < 8
+
+
+def test_explicit_concurrency_or_rate_is_fixed(fake: Fake) -> None:
+    fake.routes["/busy"] = lambda h, n: send(h, 503, b"busy")
+    for settings in (
+        HttpSettings(per_host_concurrency=3, attempts=1),
+        HttpSettings(per_host_rate=1000.0, concurrency_cap=5, attempts=1),
+    ):
+        http = Http(settings, sleep=Sleeps())
+        before = http.limit_of(fake.base)
+        with pytest.raises(FetchError):
+            http.get_bytes(fake.base + "/busy", max_bytes=10)
+        assert http.limit_of(fake.base) == before
+
+
+def test_adaptive_limit_never_exceeded_in_flight(fake: Fake) -> None:
+    fake.routes["/slow"] = _slow
+    http = Http(HttpSettings(concurrency_cap=3, per_host_rate=0), sleep=Sleeps())
+    assert _parallel(9, lambda: http.get_bytes(fake.base + "/slow", max_bytes=10)) == []
+    assert fake.hits[("GET", "/slow")] == 9
+    assert fake.max_in_flight <= 3
+
+
+def test_connect_failure_is_told_from_a_failure_after_sending() -> None:
+    """urllib3's NewConnectionError (inside requests' ConnectionError): never sent."""
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+    from sync.retrying import never_sent
+
+    refused = requests.exceptions.ConnectionError(
+        MaxRetryError(None, "/x", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
+    )
+    reset = requests.exceptions.ConnectionError(ProtocolError("Connection aborted."))
+    assert never_sent(refused)
+    assert never_sent(requests.exceptions.ConnectTimeout())
+    assert not never_sent(reset)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://Example.ORG/x",
+        "https://example.org",
+        "http://example.org:8080/?q",
+        "http://u:p@h.org/",
+        "http://h.org\\@evil.org/",
+        "http://h.org\t.evil/",
+        "HTTP://A.b/",
+        "http://[::1]:90/x",
+        "http://h.org#f",
+        "http://h.org?x=@evil.org",
+        " http://h.org/",
+    ],
+)
+def test_host_key_fast_path_agrees_with_urlsplit(url: str) -> None:
+    from sync.http import _parse_host_key
+
+    assert host_key(url) == _parse_host_key(url)
+
+
+# -- the lean request preparation gives the same request as requests' own -------------------
+
+_URL_SAMPLES = [
+    "http://127.0.0.1:8080/rs/resourcelist.xml",
+    "https://repo.example.edu/bitstream/123456789/2/1/a%20b.pdf",
+    "http://Example.org/x",
+    "http://example.org",
+    "http://example.org/a b/é?q=1 2",
+    "http://example.org/x?a=1&b=c:d@e#frag",
+    "http://u:p@example.org/x",
+    "http://example.org:80/x/(1)/it's;v=1,2*+$!~",
+    "http://xn--bcher-kva.example/x",
+    "http://example.org/%41%2F",
+    "http://example.org/a/./b/../c",
+    "http://example.org/.well-known/resourcesync",
+    "http://example.org/x?",
+    "http://0/.",
+]
+
+
+@pytest.mark.parametrize("url", _URL_SAMPLES)
+@pytest.mark.parametrize("auth", [None, ("user", "pw")])
+def test_lean_prepare_matches_requests(url: str, auth: tuple[str, str] | None) -> None:
+    import requests
+    from requests.cookies import RequestsCookieJar
+    from requests.structures import CaseInsensitiveDict
+
+    from sync.http import _prepare
+
+    headers: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(
+        {"User-Agent": "t", "Accept": "*/*", "In-Progress": "true"}
+    )
+    jar = RequestsCookieJar()
+    for cookies in (jar, None):
+        if cookies is None:
+            jar.set("JSESSIONID", "abc", domain="", path="/")
+            cookies = jar
+        ours = _prepare("post", url, headers, b"body", auth, cookies)
+        theirs = requests.PreparedRequest()
+        theirs.prepare(
+            method="POST",
+            url=url,
+            headers=headers,
+            data=b"body",
+            params={},
+            auth=auth,
+            cookies=cookies,
+        )
+        assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
+        assert dict(ours.headers) == dict(theirs.headers)
+
+
+def test_plain_url_fast_path_is_exact() -> None:
+    """Every URL the fast path lets through is one requests would send unchanged."""
+    import requests
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from sync.http import _PLAIN_URL
+
+    alphabet = "abcXYZ019-._~/!$&'()*+,;=:@?%# é"
+
+    @settings(max_examples=1000, deadline=None)
+    @given(
+        st.sampled_from(["http://", "https://", "HTTP://"]),
+        st.text("abz09.-", min_size=1, max_size=12),
+        st.sampled_from(["", ":80", ":8080"]),
+        st.text(alphabet, max_size=30),
+    )
+    def check(scheme: str, host: str, port: str, rest: str) -> None:
+        url = f"{scheme}{host}{port}/{rest}"
+        if _PLAIN_URL.match(url) is None:
+            return
+        prep = requests.PreparedRequest()
+        prep.prepare_url(url, {})
+        assert prep.url == url
+
+    check()

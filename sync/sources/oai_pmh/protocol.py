@@ -24,7 +24,8 @@ from defusedxml.ElementTree import iterparse
 
 from ...errors import DocumentError, SyncError
 from ...http import Http
-from ..resourcesync.lists import parse_datetime
+from ...sniff import looks_html
+from ...w3cdate import parse_datetime
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,8 @@ class _Page:
 
 
 def _refuse_html(path: Path, content_type: str | None, url: str) -> None:
-    with path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     served = (content_type or "").split(";")[0].strip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or (
-        served in ("text/html", "application/xhtml+xml") and not head.startswith(b"<?xml")
-    ):
+    if looks_html(path, content_type):
         raise DocumentError(
             f"an HTML page ({served or 'no content type'}), not an OAI-PMH response",
             resource=url,

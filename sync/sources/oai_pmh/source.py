@@ -26,7 +26,7 @@ from ...fetcher import Fetcher
 from ...filenames import filename_from_url, safe_filename
 from ...http import Http
 from ...model import Entry, Item, Link
-from ..resourcesync.lists import parse_datetime
+from ...w3cdate import parse_datetime
 from . import mets, ore
 from .files import DEFAULT_BUNDLES, FileDesc, select_bundles
 from .protocol import Harvest, Identify, ListVerb, OaiClient, Record

@@ -7,12 +7,10 @@ by entry, clearing each element after use: memory stays flat whatever the size o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin
 from xml.etree.ElementTree import ParseError
 
@@ -22,6 +20,9 @@ from defusedxml.ElementTree import iterparse
 from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
+from ...sniff import looks_html
+from ...w3cdate import parse_datetime
+from .sitemap_parser import Raw, attr_name, iter_entries
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 RS = "{http://www.openarchives.org/rs/terms/}"
@@ -31,50 +32,12 @@ _HASH_NAMES = {"md5": "md5", "sha-1": "sha-1", "sha1": "sha-1", "sha-256": "sha-
 _HASH_NAMES["sha256"] = "sha-256"
 
 
-_W3C = re.compile(
-    r"^(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$"
-)
-
-
-def parse_datetime(value: str | None, *, where: str) -> datetime | None:
-    """W3C datetime (YYYY[-MM[-DD[Thh:mm[:ss[.s]]TZD]]]) to an aware UTC datetime.
-
-    Not ``resync.w3c_datetime.str_to_datetime``: it adds a ``+hh:mm`` offset instead of
-    subtracting it (``14:00+02:00`` came out as 16:00Z instead of 12:00Z).
-    """
-    if not value:
-        return None
-    m = _W3C.match(value.strip())
-    if m is None:
-        raise DocumentError(f"bad W3C datetime {value!r}", resource=where)
-    year, month, day, hh, mm, ss, frac, tzd = m.groups()
-    try:
-        stamp = datetime(
-            int(year),
-            int(month or 1),
-            int(day or 1),
-            int(hh or 0),
-            int(mm or 0),
-            int(ss or 0),
-            int(frac[1:7].ljust(6, "0")) if frac else 0,
-            tzinfo=UTC,
-        )
-        if tzd and tzd != "Z":
-            off_h, off_m = int(tzd[1:3]), int(tzd[4:6])
-            if off_h > 23 or off_m > 59:
-                raise ValueError("bad offset")
-            offset = timedelta(hours=off_h, minutes=off_m)
-            stamp = stamp - offset if tzd[0] == "+" else stamp + offset
-    except (ValueError, OverflowError) as exc:
-        raise DocumentError(f"bad W3C datetime {value!r}", resource=where) from exc
-    return stamp
-
-
 def parse_hashes(value: str | None, *, where: str) -> tuple[tuple[str, str], ...]:
     """``md5:<hex> sha-256:<hex>`` -> ((md5, hex), ...). Unknown algorithms are refused."""
     if not value:
         return ()
+    if value.startswith("md5:") and " " not in value and len(value) > 4:
+        return (("md5", value[4:].lower()),)  # the common case, without the general loop
     out: list[tuple[str, str]] = []
     for token in value.split():
         name, sep, digest = token.partition(":")
@@ -102,42 +65,65 @@ def _int(value: str | None, *, where: str) -> int | None:
     return number
 
 
-def _link(el: Any, where: str) -> Link | None:
-    rel, href = el.get("rel"), el.get("href")
+def _link(attrs: dict[str, str], where: str) -> Link | None:
+    rel, href = attrs.get("rel"), attrs.get("href")
     if not rel or not href:
         return None
-    extra = tuple(sorted((k, v) for k, v in el.attrib.items() if k not in ("rel", "href", "type")))
+    extra = tuple(
+        sorted((attr_name(k), v) for k, v in attrs.items() if k not in ("rel", "href", "type"))
+    )
     # sitemaps should carry absolute URLs; a relative one is read against its resource's URL
     href = urljoin(where, href.strip())
-    return Link(rel=rel.strip().lower(), href=href, type=el.get("type"), attrs=extra)
+    return Link(rel=rel.strip().lower(), href=href, type=attrs.get("type"), attrs=extra)
 
 
-def _entry(el: Any, doc_url: str) -> Entry:
-    loc_el = el.find(f"{SM}loc")
-    loc = (loc_el.text or "").strip() if loc_el is not None else ""
+def _datetime(value: str | None, where: str) -> datetime | None:
+    """``parse_datetime`` with a fast path for the common ``YYYY-MM-DDThh:mm:ssZ``."""
+    if value is not None and len(value) == 20 and value[10] == "T" and value[19] == "Z":
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # the full parser names the problem
+    return parse_datetime(value, where=where)
+
+
+def build_entry(doc_url: str, raw: Raw) -> Entry:
+    """An ``Entry`` from what the parser read of one ``<url>`` / ``<sitemap>``."""
+    loc_text, lastmod, md, lns = raw
+    loc = (loc_text or "").strip()
     if loc and "://" not in loc:
         loc = urljoin(doc_url, loc)
     if not loc:
         raise DocumentError("an entry has no <loc>", resource=doc_url)
-    lastmod_el = el.find(f"{SM}lastmod")
-    md = el.find(f"{RS}md")
-    mda = md.attrib if md is not None else {}
-    links = tuple(ln for ln in (_link(x, loc) for x in el.findall(f"{RS}ln")) if ln is not None)
-    change = mda.get("change")
-    if change is not None and change not in ("created", "updated", "deleted"):
-        raise DocumentError(f"unknown change type {change!r}", resource=loc)
+    if md is None:
+        hashes: tuple[tuple[str, str], ...] = ()
+        length = change = change_time = md_from = md_until = None
+        mtype = capability = None
+    else:
+        change = md.get("change")
+        if change is not None and change not in ("created", "updated", "deleted"):
+            raise DocumentError(f"unknown change type {change!r}", resource=loc)
+        hashes = parse_hashes(md.get("hash"), where=loc)
+        length = _int(md.get("length"), where=loc)
+        mtype, capability = md.get("type"), md.get("capability")
+        value = md.get("datetime")
+        change_time = None if value is None else _datetime(value, loc)
+        value = md.get("from")
+        md_from = None if value is None else _datetime(value, loc)
+        value = md.get("until")
+        md_until = None if value is None else _datetime(value, loc)
     return Entry(
         loc=loc,
-        lastmod=parse_datetime(lastmod_el.text if lastmod_el is not None else None, where=loc),
-        hashes=parse_hashes(mda.get("hash"), where=loc),
-        length=_int(mda.get("length"), where=loc),
-        type=mda.get("type"),
-        links=links,
+        lastmod=None if lastmod is None else _datetime(lastmod, loc),
+        hashes=hashes,
+        length=length,
+        type=mtype,
+        links=tuple(ln for ln in (_link(x, loc) for x in lns) if ln is not None) if lns else (),
         change=change,
-        change_time=parse_datetime(mda.get("datetime"), where=loc),
-        capability=mda.get("capability"),
-        md_from=parse_datetime(mda.get("from"), where=loc),
-        md_until=parse_datetime(mda.get("until"), where=loc),
+        change_time=change_time,
+        capability=capability,
+        md_from=md_from,
+        md_until=md_until,
     )
 
 
@@ -170,34 +156,7 @@ def _iter_entries(
     """Entries of a document. A bad entry (unknown hash algorithm, bad date or length, no
     <loc>) raises, or with ``on_error`` is reported there and skipped; malformed XML and a
     document over ``max_entries`` always raise."""
-    count = 0
-    depth = 0
-    try:
-        for event, el in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
-            if event == "start":
-                depth += 1
-                continue
-            depth -= 1
-            if depth == 1 and el.tag in (f"{SM}url", f"{SM}sitemap"):
-                count += 1
-                if count > max_entries:
-                    raise DocumentError(
-                        f"more than {max_entries} entries in one document",
-                        resource=url,
-                        hint="raise max_list_entries in the pipeline if this is expected",
-                    )
-                try:
-                    entry = _entry(el, url)
-                except DocumentError as exc:
-                    el.clear()
-                    if on_error is None:
-                        raise
-                    on_error(exc)
-                    continue
-                yield entry
-                el.clear()
-    except (ParseError, DefusedXmlException) as exc:
-        raise DocumentError(f"not well-formed or refused XML: {exc}", resource=url) from None
+    return iter_entries(path, url, max_entries, build_entry, on_error)
 
 
 def read_header(path: Path, url: str) -> tuple[ListInfo, tuple[Link, ...]]:
@@ -226,7 +185,7 @@ def read_header(path: Path, url: str) -> tuple[ListInfo, tuple[Link, ...]]:
                 attrs = dict(el.attrib)
                 capability = attrs.get("capability")
             elif depth == 1 and el.tag == f"{RS}ln":
-                link = _link(el, url)
+                link = _link(el.attrib, url)
                 if link is not None:
                     links.append(link)
     except (ParseError, DefusedXmlException) as exc:
@@ -325,12 +284,8 @@ class ListReader:
 
 def _refuse_html(path: Path, content_type: str | None, url: str) -> None:
     """An HTML page (an error or login page, a repository's home page) is not a sitemap."""
-    with path.open("rb") as fh:
-        head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     served = (content_type or "").split(";")[0].strip().lower()
-    if head.startswith((b"<!doctype html", b"<html")) or (
-        served in ("text/html", "application/xhtml+xml") and not head.startswith(b"<?xml")
-    ):
+    if looks_html(path, content_type):
         raise DocumentError(
             f"an HTML page ({served or 'no content type'}), not a sitemap / ResourceSync document",
             resource=url,
