@@ -232,7 +232,15 @@ class Engine:
         self.state.upsert_entries(changes.upserts, run_id)
         touched = {e.loc for e in changes.upserts}
         gone = list(dropped)
-        for e in changes.deleted:
+        deleted = changes.deleted
+        if deleted and not changes.complete:
+            # a partial run deletes nothing; the cursor stays, so the next run sees them again
+            log.warning(
+                "%d deletions wait for a run that reads every change; nothing is deleted now",
+                len(deleted),
+            )
+            deleted = []
+        for e in deleted:
             loc = (
                 e.loc
                 if self.state.is_known(e.loc)
