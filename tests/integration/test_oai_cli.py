@@ -298,6 +298,14 @@ def test_incremental_applies_creates_updates_file_changes_and_deletions(
     audit = cli("audit", "--state", str(cli.state))
     assert audit.returncode == 0, audit.output
 
+    # undo of the incremental run removes the two containers it created, nothing else
+    run_id = runs_json(cli)[-2]["id"]
+    undone = cli("undo", str(run_id), "--state", str(cli.state), "--yes")
+    assert undone.returncode == 0, undone.output
+    created = {k for k in model.items if k not in before}
+    assert len(created) == 2
+    assert_mirror(sword, model, set(model.items) - created)
+
 
 def test_without_deleted_records_the_full_comparison_finds_deletions_under_the_guard(
     cli: Cli, sword: SwordServer, provider: Factory
@@ -382,14 +390,16 @@ def test_an_expired_token_mid_harvest_loses_nothing_and_deposits_nothing_twice(
 
 
 @pytest.mark.parametrize(
-    ("fault", "message"),
+    ("fault", "message", "then"),
     [
-        ("token_loop", "came back a second time"),  # the same token, again and again
-        ("endless", "empty pages in a row"),  # new tokens, no records, never an end
+        # the same token, again and again; the next incremental run reads the changes again
+        ("token_loop", "came back a second time", "incremental"),
+        # new tokens, no records, never an end; replay reads the changes again
+        ("endless", "empty pages in a row", "replay"),
     ],
 )
 def test_a_broken_list_makes_the_run_partial_deletes_nothing_and_keeps_the_cursor(
-    cli: Cli, sword: SwordServer, provider: Factory, fault: str, message: str
+    cli: Cli, sword: SwordServer, provider: Factory, fault: str, message: str, then: str
 ) -> None:
     model = dspace_model(10, seed=16)
     p = provider(model, page_size=3)
@@ -420,7 +430,7 @@ def test_a_broken_list_makes_the_run_partial_deletes_nothing_and_keeps_the_curso
     setattr(p, fault, False)
     p.empty_pages = False
     p.requests.clear()
-    fixed = incremental(cli)
+    fixed = cli(then, "--state", str(cli.state))
     assert fixed.returncode == 0, fixed.output
     assert_mirror(sword, model)
     since = datetime.fromisoformat(cursor) - timedelta(seconds=300)  # overlap_seconds
