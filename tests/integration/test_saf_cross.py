@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from sync.sword.atom import build_entry
-from sync.sword.client import SwordClient
-
 from sync.contracts import Container, Fetched, Metadata
 from sync.destinations.saf import SafDestination
+from sync.destinations.sword.atom import build_entry
+from sync.destinations.sword.client import SwordClient
 from sync.sources.saf import SafSource
 from tests.conftest import PASSWORD
 from tests.saf_support import (
