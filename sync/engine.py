@@ -242,7 +242,15 @@ class Engine:
         self.state.upsert_entries(changes.upserts, run_id)
         touched = {e.loc for e in changes.upserts}
         gone = list(dropped)
-        for e in changes.deleted:
+        deleted = changes.deleted
+        if deleted and not changes.complete:
+            # a partial run deletes nothing; the cursor stays, so the next run sees them again
+            log.warning(
+                "%d deletions wait for a run that reads every change; nothing is deleted now",
+                len(deleted),
+            )
+            deleted = []
+        for e in deleted:
             loc = (
                 e.loc
                 if self.state.is_known(e.loc)
@@ -269,12 +277,13 @@ class Engine:
         records (OAI-PMH) says no more than that. Only files that belong to the record (their
         own ``describedby`` names it) are dropped."""
         changed = {e.loc for e in upserts}
-        records = [e for e in upserts if e.links_with("describes")]
-        before = self.state.entries(e.loc for e in records)
+        # a record that now describes no file at all is one too: ask the state what each
+        # changed entry described before
+        before = self.state.entries(changed)
         dropped: list[str] = []
-        for e in records:
+        for e in upserts:
             old = before.get(e.loc)
-            if old is None:
+            if old is None or not old.links_with("describes"):
                 continue
             now = {ln.href for ln in e.links_with("describes")}
             gone = sorted({ln.href for ln in old.links_with("describes")} - now - changed)

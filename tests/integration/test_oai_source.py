@@ -615,7 +615,7 @@ def test_a_hostile_or_missing_metadata_record_fails_its_fetch_only(
     metas, _files, _ = harvest(src)
     meta = next(iter(metas.values()))
     p.set_override("GetRecord", DTD_PAGE.replace(b"ListRecords", b"GetRecord"))
-    with pytest.raises(DocumentError, match="DTDs and entities"):
+    with pytest.raises(MetadataError, match="DTDs and entities"):
         src.fetch(meta)
     p.clear_overrides()
     m.delete_item(identifier(meta).removeprefix("oai:dspace.test:"))

@@ -318,7 +318,16 @@ class OaiPmhSource:
         query = parse_qs(urlsplit(entry.loc).query)
         identifier = query.get("identifier", [""])[0]
         prefix = query.get("metadataPrefix", [""])[0]
-        record = self.client.get_record(identifier, prefix)
+        try:
+            record = self.client.get_record(identifier, prefix)
+        except DocumentError as exc:
+            # the record's own document is bad (DTD, entity, not well-formed, HTML): that is
+            # this item's metadata failing, as for a ResourceSync metadata record
+            raise MetadataError(
+                f"the metadata record {identifier} is refused: {exc.message}",
+                resource=entry.loc,
+                hint=exc.hint,
+            ) from None
         if record.metadata is None:
             raise MetadataError(
                 "the repository answered the record without metadata (deleted?)",
