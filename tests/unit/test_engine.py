@@ -447,6 +447,50 @@ def test_without_single_file_delete_the_media_are_rebuilt(make_mirror: MakeMirro
     synced(m, {**ITEMS, "a": ("Alpha", files)})
 
 
+MEDIA_REBUILD_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="a media rebuild that fails before it took effect is never finished: the depositor "
+    "drops every file record before replace_files, so replay sees nothing to remove and takes "
+    "the old files still held under the same names for landed uploads",
+)
+
+
+@pytest.mark.parametrize(
+    ("files", "checksums"),
+    [
+        pytest.param({"a.txt": b"alpha text"}, True, id="file-removed", marks=MEDIA_REBUILD_BUG),
+        pytest.param(
+            {"a.txt": b"alpha text"}, False, id="file-removed-no-checksums", marks=MEDIA_REBUILD_BUG
+        ),
+        pytest.param(
+            {"a.pdf": b"%PDF alpha", "a.txt": b"alpha v2"},
+            True,
+            id="file-replaced",
+            marks=MEDIA_REBUILD_BUG,
+        ),
+        pytest.param(
+            {"a.pdf": b"%PDF alpha", "a.txt": b"alpha v2"},
+            False,
+            id="file-replaced-no-checksums",
+            marks=MEDIA_REBUILD_BUG,
+        ),
+    ],
+)
+def test_failed_media_rebuild_is_finished_by_replay(
+    make_mirror: MakeMirror, files: dict[str, bytes], checksums: bool
+) -> None:
+    caps = Capabilities(single_file_delete=False, checksums_in_listing=checksums)
+    m = make_mirror(dest=MemoryDestination(caps=caps))
+    m.baseline()
+    m.source.put_item("a", "Alpha", files)
+    m.dest.faults.append(Fault("replace_files"))  # refused: nothing changed
+
+    assert m.incremental().counts["failed"] == 1
+    assert m.replay().status == RunStatus.OK
+
+    synced(m, {**ITEMS, "a": ("Alpha", files)})
+
+
 def test_empty_file_refused_up_front_by_a_destination_that_refuses_them(
     make_mirror: MakeMirror,
 ) -> None:
