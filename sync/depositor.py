@@ -22,6 +22,7 @@ from .contracts import (
     Destination,
     Fetched,
     FileState,
+    FileStatus,
     HeldFile,
     ItemState,
     ItemStatus,
@@ -251,9 +252,12 @@ class Depositor:
 
     @staticmethod
     def _needs_media_rebuild(plan: ItemPlan, st: ItemState | None) -> bool:
-        """Replacing or removing a file on a server without per-file refs: redo all media."""
+        """Replacing or removing a file on a server without per-file refs, or a replacement
+        of all media left unfinished: redo all media."""
         if st is None or not (plan.replace or plan.remove):
             return False
+        if any(f.status == FileStatus.REPLACING for f in st.files.values()):
+            return True
         touched = [st.files[loc] for loc in plan.replace if loc in st.files] + list(plan.remove)
         return any(not f.ref for f in touched)
 
@@ -373,15 +377,19 @@ class Depositor:
     def _rebuild_media(
         self, key: str, container: Container, item: Item, fetched: dict[str, Fetched]
     ) -> None:
-        """Replace all media by the first file, then add the others. Idempotent, so a crash
-        in between is repaired by doing it again."""
-        self.state.drop_files(key)
+        """Replace all media by the first file, then add the others. The files are marked as
+        being replaced first: a refused, failed or killed replacement is redone whole by the
+        next attempt (it is idempotent), never taken for done."""
+        self.state.mark_files_replacing(key)
         if not item.files:
             self.dest.replace_files(container, None)
+            self.state.drop_files(key)
             return
         first, *rest = (fetched[f.loc] for f in item.files)
         ref = self.dest.replace_files(container, first)
-        self._file_done(key, first, ref)
+        with self.state.tx():
+            self.state.drop_files(key)
+            self._file_done(key, first, ref)
         for got in rest:
             self._add_file(key, container, got, None)
 

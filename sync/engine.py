@@ -418,6 +418,16 @@ class Engine:
                 )
                 if live is not None:
                     live.add(item.key)
+                if (
+                    only is not None
+                    and st is not None
+                    and st.status == ItemStatus.DELETED
+                    and self.state.undone_and_unchanged(item.key)
+                ):
+                    # undone, and the changes read again are the same: it stays deleted until
+                    # it changes at the source or a full comparison deposits it again
+                    counts.add("unchanged")
+                    continue
                 col = st.collection if st and st.collection else self._collection_for(item)
                 plan = plan_item(item, st, col)
                 if plan.kind == UNCHANGED:
@@ -443,6 +453,13 @@ class Engine:
             mirrored = sum(
                 n for s, n in self.state.count_items().items() if s != ItemStatus.DELETED
             )
+            if deletions and not force_delete and len(deletions) >= mirrored:
+                raise MassDeletionError(
+                    f"the source now has none of the {mirrored} items of the mirror; "
+                    "nothing was deleted",
+                    resource=self.source.location,
+                    hint="check the source; run with --force-delete if it is really empty",
+                )
             if (
                 deletions
                 and not force_delete

@@ -81,10 +81,15 @@ def plan_item(item: Item | None, state: ItemState | None, collection_iri: str | 
     add, replace, verify = [], [], []
     for loc in wanted:
         recorded = state.files.get(loc)
-        if recorded is None or recorded.status != FileStatus.UPLOADED:
+        if recorded is None:
             add.append(loc)
-            if unfinished or recorded is not None:
+            if unfinished:
                 verify.append(loc)
+        elif recorded.status == FileStatus.REPLACING:
+            replace.append(loc)  # a media replacement under way: redone whole
+        elif recorded.status != FileStatus.UPLOADED:
+            add.append(loc)
+            verify.append(loc)
         elif recorded.fingerprint != files[loc].fingerprint:
             replace.append(loc)
     remove = tuple(f for loc, f in sorted(state.files.items()) if loc not in files)

@@ -204,8 +204,9 @@ class MemoryDestination:
 
     def delete(self, container: Container) -> None:
         def act() -> None:
-            self._writable(container)
-            self.containers.pop(container.id, None)
+            if container.id in self.containers:  # already gone: removed (the contract)
+                self._writable(container)
+                self.containers.pop(container.id, None)
 
         self._call("delete", act)
 

@@ -697,6 +697,24 @@ class State:
                 attempts=(row[0] if row else 0) + 1,
             )
 
+    def undone_and_unchanged(self, key: str) -> bool:
+        """Deleted by ``undo``, and none of its resources changed since: a change pass that
+        reads the same changes again (the overlap window) leaves it deleted."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT i.deleted_run FROM items i JOIN runs r ON r.id=i.deleted_run"
+                " WHERE i.key=? AND i.status='deleted' AND r.kind='undo'",
+                (key,),
+            ).fetchone()
+            if row is None:
+                return False
+            changed = self.db.execute(
+                "SELECT 1 FROM members m JOIN resources s ON s.loc=m.loc"
+                " WHERE m.item_key=? AND s.changed_run>? LIMIT 1",
+                (key, row[0]),
+            ).fetchone()
+        return changed is None
+
     def owns_container(self, container_id: str) -> bool:
         """Is this container already recorded for an item (so not a lost create of ours)?"""
         with self._lock:
@@ -754,6 +772,15 @@ class State:
     def drop_file(self, key: str, loc: str) -> None:
         with self._lock:
             self.db.execute("DELETE FROM files WHERE item_key=? AND loc=?", (key, loc))
+
+    def mark_files_replacing(self, key: str) -> None:
+        """All media are about to be replaced: until that is done, every recorded file must
+        be sent again (and those the source dropped removed), so a failed or killed
+        replacement is redone whole, never taken for done."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE files SET status=? WHERE item_key=?", (FileStatus.REPLACING, key)
+            )
 
     def drop_files(self, key: str) -> None:
         with self._lock:

@@ -219,14 +219,6 @@ def test_incremental_applies_creates_updates_and_deletes(
 
 
 # -- the mass-deletion guard -----------------------------------------------------------------
-EMPTIED_FEED_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="with a change feed only the max_delete_share guard applies: a feed that deletes "
-    "every item empties the mirror when max_delete_share=1.0 (README: a non-empty mirror "
-    "whose source suddenly lists nothing stops the run unless --force-delete)",
-)
-
-
 @pytest.mark.parametrize("share", [0.5, 1.0], ids=["share-0.5", "share-1.0"])
 @pytest.mark.parametrize(
     ("feed", "kind"),
@@ -234,10 +226,8 @@ EMPTIED_FEED_BUG = pytest.mark.xfail(
     ids=["change-feed", "no-change-feed", "baseline"],
 )
 def test_emptied_source_stops_the_run_before_deleting_anything(
-    request: pytest.FixtureRequest, make_mirror: MakeMirror, feed: bool, kind: str, share: float
+    make_mirror: MakeMirror, feed: bool, kind: str, share: float
 ) -> None:
-    if feed and kind == "incremental" and share == 1.0:
-        request.applymarker(EMPTIED_FEED_BUG)
     m = make_mirror(source=MemorySource(feed=feed), max_delete_share=share)
     m.baseline()
     for key in ITEMS:
@@ -392,12 +382,11 @@ def test_lost_answer_then_replay_duplicates_nothing(
 
 
 def _lost_upload_cases() -> list[object]:
-    issue_8 = pytest.mark.xfail(strict=True, reason="issue #8: landed uploads on renaming servers")
     return [
         pytest.param(False, True, id="names-kept"),
         pytest.param(False, False, id="names-kept-no-checksums"),
-        pytest.param(True, True, id="renaming", marks=issue_8),
-        pytest.param(True, False, id="renaming-no-checksums", marks=issue_8),
+        pytest.param(True, True, id="renaming"),
+        pytest.param(True, False, id="renaming-no-checksums"),
     ]
 
 
@@ -462,12 +451,6 @@ def test_failed_update_is_retried_by_replay(make_mirror: MakeMirror) -> None:
     synced(m, {**ITEMS, "a": ("Alpha v2", {"a.txt": b"alpha text", "new.txt": b"new"})})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a delete whose answer was lost: replay deletes again, MemoryDestination answers "
-    "404 (the container is gone) and the depositor fails the item on every replay; the SWORD "
-    "client treats 404 on DELETE as done (gone_ok), the Destination contract says nothing",
-)
 def test_lost_answer_on_a_container_delete_then_replay(make_mirror: MakeMirror) -> None:
     m = make_mirror(policy=DepositPolicy(attempts=1))
     m.baseline()
@@ -499,32 +482,20 @@ def test_without_single_file_delete_the_media_are_rebuilt(make_mirror: MakeMirro
     synced(m, {**ITEMS, "a": ("Alpha", files)})
 
 
-MEDIA_REBUILD_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="a media rebuild that fails before it took effect is never finished: the depositor "
-    "drops every file record before replace_files, so replay sees nothing to remove and takes "
-    "the old files still held under the same names for landed uploads",
-)
-
-
 @pytest.mark.parametrize(
     ("files", "checksums"),
     [
-        pytest.param({"a.txt": b"alpha text"}, True, id="file-removed", marks=MEDIA_REBUILD_BUG),
-        pytest.param(
-            {"a.txt": b"alpha text"}, False, id="file-removed-no-checksums", marks=MEDIA_REBUILD_BUG
-        ),
+        pytest.param({"a.txt": b"alpha text"}, True, id="file-removed"),
+        pytest.param({"a.txt": b"alpha text"}, False, id="file-removed-no-checksums"),
         pytest.param(
             {"a.pdf": b"%PDF alpha", "a.txt": b"alpha v2"},
             True,
             id="file-replaced",
-            marks=MEDIA_REBUILD_BUG,
         ),
         pytest.param(
             {"a.pdf": b"%PDF alpha", "a.txt": b"alpha v2"},
             False,
             id="file-replaced-no-checksums",
-            marks=MEDIA_REBUILD_BUG,
         ),
     ],
 )
@@ -707,12 +678,6 @@ def test_undo_deletes_only_the_containers_that_run_created(make_mirror: MakeMirr
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="undo is undone by the next incremental when the undone run's changes lie within "
-    "overlap_seconds of the cursor: the re-read changes touch the deleted item, whose plan is "
-    "a create (README: undone items stay deleted until a full comparison)",
-)
 def test_undone_items_stay_deleted_within_the_overlap_window(make_mirror: MakeMirror) -> None:
     m = make_mirror()  # default overlap_seconds=300: the memory source's changes are 1 s apart
     m.baseline()

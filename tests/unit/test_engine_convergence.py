@@ -47,17 +47,7 @@ Faults = list[tuple[Operation, bool]]  # (operation, after it took effect)
 
 # Faults that cannot converge today are left out; each has a strict xfail in test_engine.py
 # that fails the day it is fixed (then put the fault back here):
-KNOWN_BUGS = {
-    # replay deletes again, the memory destination answers 404, the item fails every time
-    # (test_lost_answer_on_a_container_delete_then_replay)
-    ("delete", True),
-    # a refused media rebuild leaves removed / replaced files behind after replay
-    # (test_failed_media_rebuild_is_finished_by_replay)
-    ("replace_files", False),
-}
-# on a renaming destination, an upload that landed although its answer was lost is not
-# recognised and is sent again (issue #8, test_lost_upload_answer_does_not_upload_the_file_twice)
-ISSUE_8 = {("add_file", True), ("replace_files", True)}
+KNOWN_BUGS: set[tuple[Operation, bool]] = set()
 FAULTS = st.lists(st.tuples(st.sampled_from(OPERATIONS), st.booleans()), max_size=4)
 CONTENT = st.binary(min_size=1, max_size=12)
 FILES = st.lists(CONTENT, min_size=1, max_size=3)
@@ -202,7 +192,7 @@ class MemoryMirrorMachine(RuleBasedStateMachine):
 
     def _with_faults(self, faults: Faults, run: Callable[[], RunResult]) -> RunResult:
         dest = self.mirror.dest
-        known = KNOWN_BUGS | (ISSUE_8 if dest.rename else set())
+        known = KNOWN_BUGS
         dest.faults.extend(
             Fault(op, applied) for op, applied in faults if (op, applied) not in known
         )
