@@ -326,7 +326,13 @@ class Engine:
                 counts.add("deleted")
             except SyncError as exc:
                 self.item_failed(run_id, key, exc, counts)
-        return self._end(run_id, RunKind.UNDO, counts)
+        message = None
+        if counts["waiting"]:  # no later sync deletes them: the source still has them
+            message = (
+                f"{counts['waiting']} containers wait for their batch to be imported "
+                f"({', '.join(self.dest.waiting())}); run undo {target_run} again after the import"
+            )
+        return self._end(run_id, RunKind.UNDO, counts, message=message)
 
     # -- link, plan, deposit -----------------------------------------------------------------
     def _depositor(self, run_id: int) -> Depositor:
