@@ -126,6 +126,7 @@ def test_incremental_before_import_waits_then_completes(tmp_path: Path, cli: Cli
     v2 = write_export(tmp_path / "v2", items)
     done = cli("incremental", "--state", str(cli.state), "--source", str(v2))
     assert done.returncode == 0, done.output  # waiting is not failing
+    assert "failed 0, waiting 2" in done.stdout
     assert counts(last_run(cli)) == dict(
         status="ok", created=1, updated=0, deleted=0, unchanged=1, failed=0, waiting=2
     )
@@ -210,6 +211,29 @@ def test_undo_of_a_saf_run_deletes_what_it_created(tmp_path: Path, cli: Cli) -> 
     importer.import_ok("run-0004")
     assert importer.repo.items == {}
     assert status_json(cli)["items"] == {"deleted": 4}
+
+
+def test_undo_before_the_import_waits_and_says_to_undo_again(tmp_path: Path, cli: Cli) -> None:
+    items = export_items()
+    out = tmp_path / "out"
+    importer = Importer(out, tmp_path / "repo")
+    assert saf_baseline(cli, str(write_export(tmp_path / "v1", items)), out).returncode == 0
+    done = cli("undo", "1", "--state", str(cli.state), "--yes")
+    assert done.returncode == 0, done.output
+    assert counts(last_run(cli)) == dict(
+        status="ok", created=0, updated=0, deleted=0, unchanged=0, failed=0, waiting=3
+    )
+    assert "run undo 1 again after the import" in done.stderr
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("run-")) == ["run-0001"]
+
+    importer.import_ok("run-0001")
+    done = cli("incremental", "--state", str(cli.state))  # a sync does not undo
+    assert done.returncode == 0 and last_run(cli)["unchanged"] == 3
+    done = cli("undo", "1", "--state", str(cli.state), "--yes")
+    assert done.returncode == 0, done.output
+    assert counts(last_run(cli))["deleted"] == 3
+    importer.import_ok("run-0004")
+    assert importer.repo.items == {}
 
 
 def test_audit_on_a_saf_destination(tmp_path: Path, cli: Cli) -> None:
