@@ -181,8 +181,8 @@ class Engine:
     def _finish_pass(
         self, run_id: int, kind: RunKind, counts: Counts, result: PassResult | None
     ) -> RunResult:
-        """A pass that did not read everything, or stopped at --limit, keeps the old cursor,
-        so the next run (or ``replay``) sees the same changes again."""
+        """A pass that did not read everything, stopped at --limit or left changes waiting
+        keeps the old cursor, so the next run (or ``replay``) sees the same changes again."""
         if result is None:
             return self._end(run_id, kind, counts)
         message = None
@@ -190,7 +190,8 @@ class Engine:
             message = "not everything could be read; the next run continues from the same point"
         elif result.limited:
             message = f"stopped at --limit {self.s.limit}; the next run continues"
-        earned = result.complete and not result.limited
+        # a change that waits (a batch not imported yet) must be read again by the next run
+        earned = result.complete and not result.limited and not counts["waiting"]
         return self._end(
             run_id,
             kind,
