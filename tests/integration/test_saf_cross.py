@@ -76,6 +76,50 @@ def test_resourcesync_to_saf_then_changes(tmp_path: Path, cli: Cli, source_facto
     assert repository_snapshot(importer.repo) == expected_snapshot(model)
 
 
+def test_a_change_list_run_before_the_import_waits_then_completes(
+    tmp_path: Path, cli: Cli, source_factory
+) -> None:
+    """With a change feed the next run reads only newer changes: one that waited for an
+    import must still be written (no overlap window to hide a loss)."""
+    model = SourceModel.generate(6, seed=11, styles=("recipe",))
+    src = source_factory(model)
+    out = tmp_path / "out"
+    importer = Importer(out, tmp_path / "repo")
+    pipeline = tmp_path / "saf.toml"
+    pipeline.write_text(
+        f'[source]\nurl = "{src.base_url}/"\n\n'
+        f'[destination]\ntype = "saf"\npath = "{out}"\ncollection = "{COL}"\n\n'
+        "[options]\noverlap_seconds = 0\nper_host_rate = 0\n",
+        "utf-8",
+    )
+    run_pipeline = ("run", str(pipeline), "--state", str(cli.state))
+    assert cli(*run_pipeline).returncode == 0
+    keys = sorted(model.items)
+    model.update_metadata(keys[0], title="Changed before the import")  # oldest change...
+    model.delete_item(keys[1])
+    model.create_item("recipe")  # ...newest change
+    done = cli(*run_pipeline)
+    assert done.returncode == 0, done.output
+    run = last_run(cli)
+    assert (run["created"], run["updated"], run["deleted"], run["waiting"]) == (1, 0, 0, 2)
+    assert status_json(cli)["waiting"] == ["run-0001", "run-0002"]
+
+    importer.import_ok("run-0001")
+    importer.import_ok("run-0002")
+    done = cli(*run_pipeline)
+    assert done.returncode == 0, done.output
+    run = last_run(cli)
+    assert (run["created"], run["updated"], run["deleted"], run["waiting"]) == (0, 1, 1, 0)
+    importer.import_ok("run-0003")
+    assert repository_snapshot(importer.repo) == expected_snapshot(model)
+    assert [c.split()[1] for c in importer.commands()] == [
+        "--add",
+        "--add",
+        "--replace",
+        "--delete",
+    ]
+
+
 def test_oai_pmh_to_saf(
     tmp_path: Path, cli: Cli, oai_provider: Callable[[SourceModel], OaiProvider]
 ) -> None:
