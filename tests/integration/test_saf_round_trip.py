@@ -263,3 +263,14 @@ def test_audit_on_a_saf_destination(tmp_path: Path, cli: Cli) -> None:
     assert set(before) - set(after) == {f"run-0001/add/{folder.name}/data 1.csv"}
     assert set(after) <= set(before)  # audit wrote nothing
     assert last_run(cli)["kind"] == "baseline"  # audit is not a run
+
+
+def test_a_saf_destination_without_a_collection_is_refused_up_front(
+    tmp_path: Path, cli: Cli
+) -> None:
+    export = write_export(tmp_path / "v1", export_items())
+    out = tmp_path / "out"
+    done = cli("baseline", str(export), "--saf", str(out), "--state", str(cli.state))
+    assert done.returncode == 2
+    assert "destination.collection" in done.stderr and "--saf-collection" in done.stderr
+    assert not out.exists() and not cli.state.exists()  # nothing written, nothing to mend
