@@ -148,6 +148,7 @@ def _report(result: RunResult) -> None:
         f"run {result.run_id} ({result.kind}): {result.status} - created {c.get('created', 0)}, "
         f"updated {c.get('updated', 0)}, deleted {c.get('deleted', 0)}, unchanged "
         f"{c.get('unchanged', 0)}, skipped {c.get('skipped', 0)}, failed {c.get('failed', 0)}"
+        + (f", waiting {c['waiting']}" if c.get("waiting") else "")
     )
     if result.message:
         typer.echo(f"  {result.message}", err=True)

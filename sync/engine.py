@@ -193,8 +193,8 @@ class Engine:
     def _finish_pass(
         self, run_id: int, kind: RunKind, counts: Counts, result: PassResult | None
     ) -> RunResult:
-        """A pass that did not read everything, or stopped at --limit, keeps the old cursor,
-        so the next run (or ``replay``) sees the same changes again."""
+        """A pass that did not read everything, stopped at --limit or left changes waiting
+        keeps the old cursor, so the next run (or ``replay``) sees the same changes again."""
         if result is None:
             return self._end(run_id, kind, counts)
         message = None
@@ -204,7 +204,8 @@ class Engine:
             message = f"stopped at --limit {self.s.limit}; the next run continues"
         else:
             message = result.note
-        earned = result.complete and not result.limited
+        # a change that waits (a batch not imported yet) must be read again by the next run
+        earned = result.complete and not result.limited and not counts["waiting"]
         return self._end(
             run_id,
             kind,
@@ -348,7 +349,13 @@ class Engine:
                 counts.add("deleted")
             except SyncError as exc:
                 self.item_failed(run_id, key, exc, counts)
-        return self._end(run_id, RunKind.UNDO, counts)
+        message = None
+        if counts["waiting"]:  # no later sync deletes them: the source still has them
+            message = (
+                f"{counts['waiting']} containers wait for their batch to be imported "
+                f"({', '.join(self.dest.waiting())}); run undo {target_run} again after the import"
+            )
+        return self._end(run_id, RunKind.UNDO, counts, message=message)
 
     # -- link, plan, deposit -----------------------------------------------------------------
     def _depositor(self, run_id: int) -> Depositor:

@@ -1,31 +1,29 @@
-"""Helpers for the SAF tests: drive a destination as the depositor does, run ``IMPORT.sh``
-against the ``dspace import`` stand-in, and read back what the stand-in's repository holds."""
+"""Helpers for the SAF tests: drive a destination as the depositor does, run the real CLI with
+a SAF destination, run ``IMPORT.sh`` against the ``dspace import`` stand-in, and read back what
+the stand-in's repository holds."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
 
-from sync.contracts import Container, DeferredError, Destination, Fetched, Listing, Metadata
+from sync.contracts import Container, Destination, Fetched, Metadata
 from sync.crosswalk import DCRecord, read_metadata
-from sync.errors import SyncError
-from sync.fetcher import Fetcher
-from sync.http import Http, HttpSettings, host_key
-from sync.linker import link
-from sync.model import Entry, Item
+from sync.model import Entry
 from sync.saf.dublin_core import BROADER, schema_document
-from sync.sources.resourcesync.discovery import discover
-from sync.sources.resourcesync.lists import ListReader
 from tests.servers.dspace_import import Repository, write_wrapper
 
+if TYPE_CHECKING:  # the demo imports this module without pytest
+    from tests.conftest import Cli, CliResult
+
 EPERSON = "importer@example.org"
+COL = "123456789/2"  # the DSpace collection the SAF tests import into
 
 
 def md5(data: bytes) -> str:
@@ -258,101 +256,50 @@ def export_dc(it: ExportItem) -> DCRecord:
     return rec
 
 
-# -- a minimal depositor over the contracts ---------------------------------------------------
-@dataclass
-class MiniSync:
-    """What the engine does with a source and a destination, cut to the bone: link the
-    listing into items, compare fingerprints with the last run, create / update / delete
-    through the destination contract. Enough to prove the adapters at the contract level."""
-
-    dest: Destination
-    collection: str
-    known: dict[str, tuple[str, Container]] = field(default_factory=dict)  # key -> (fp, c)
-    waiting: list[str] = field(default_factory=list)
-
-    def run(self, source: Any, run_id: int) -> list[SyncError]:
-        listing = source.listing()
-        entries = list(listing)
-        items = link(entries)
-        self.dest.open_run(run_id)
-        self.waiting = []
-        seen = set()
-        for item in items:
-            seen.add(item.key)
-            fp = "|".join(sorted(e.fingerprint for e in item.members))
-            old = self.known.get(item.key)
-            if old is not None and old[0] == fp:
-                continue
-            md = self._metadata(source, item)
-            files = [source.fetch(f) for f in item.files]
-            try:
-                if old is None:
-                    c = deposit_create(self.dest, self.collection, md, files)
-                else:
-                    c = old[1]
-                    deposit_update(self.dest, c, md, files)
-            except DeferredError:
-                self.waiting.append(item.key)
-                continue
-            finally:
-                for f in files:
-                    f.discard()
-            self.known[item.key] = (fp, c)
-        if listing.complete:
-            for key in sorted(set(self.known) - seen):
-                try:
-                    self.dest.delete(self.known[key][1])
-                except DeferredError:
-                    self.waiting.append(key)
-                    continue
-                del self.known[key]
-        self.dest.close_run()
-        return list(listing.errors)
-
-    @staticmethod
-    def _metadata(source: Any, item: Any) -> Metadata:
-        if item.primary is None:  # a plain resource: its name is its title
-            dc = DCRecord()
-            dc.add("title", unquote(item.key.rstrip("/").rsplit("/", 1)[-1]))
-            return Metadata(dc, dc.title or item.key, (item.key,), item.key)
-        got = source.fetch(item.primary)
-        try:
-            _fmt, dc = read_metadata(got.path.read_bytes(), url=item.primary.loc)
-        finally:
-            got.discard()
-        return Metadata(
-            dc=dc,
-            title=dc.title or item.key,
-            identifiers=tuple(source.identifiers(item)),
-            key=item.key,
-        )
+# -- the real CLI with a SAF destination ---------------------------------------------------
+def saf_baseline(cli: Cli, source: str, out: Path, *extra: str) -> CliResult:
+    """``resync-sword baseline SOURCE --saf OUT`` as a user runs it (fast: no rate bound)."""
+    return cli(
+        "baseline",
+        source,
+        "--saf",
+        str(out),
+        "--saf-collection",
+        COL,
+        "--state",
+        str(cli.state),
+        "--rate",
+        "0",
+        "--workers",
+        "4",
+        *extra,
+    )
 
 
-# -- a ResourceSync source over the existing reading code (tests and the demo) -------------
-def http_for(*urls: str) -> Http:
-    settings = HttpSettings(per_host_rate=0, attempts=2, backoff_initial=0.01)
-    return Http(settings=settings, allowed_hosts={host_key(u) for u in urls})
+def status_json(cli: Cli) -> dict[str, Any]:
+    done = cli("status", "--state", str(cli.state), "--json")
+    assert done.returncode == 0, done.output
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
 
 
-class ResourceSyncTestSource:
-    """The resource lists of a local ResourceSync source, read by the existing code."""
+def last_run(cli: Cli) -> dict[str, Any]:
+    """The newest run as ``runs --json`` gives it (counts, ``waiting``, status)."""
+    done = cli("runs", "--state", str(cli.state), "--json")
+    assert done.returncode == 0, done.output
+    runs: list[dict[str, Any]] = json.loads(done.stdout)
+    return runs[-1]
 
-    def __init__(self, url: str) -> None:
-        self.http = http_for(url)
-        self.url = url
-        self.reader = ListReader(self.http)
-        self.fetcher = Fetcher(self.http, max_file_size=1 << 30)
 
-    def listing(self) -> Listing:
-        def entries(listing: Listing) -> Iterator[Entry]:
-            for list_url in discover(self.reader, self.url).resource_lists:
-                for _info, found in self.reader.walk(list_url):
-                    yield from found
+Snapshot = list[tuple[str | None, tuple[str, ...], tuple[tuple[str, str], ...]]]
 
-        return Listing(entries)
 
-    def fetch(self, entry: Entry) -> Fetched:
-        return self.fetcher.fetch(entry)
-
-    def identifiers(self, item: Item) -> list[str]:
-        return [e.loc for e in item.metadata] or [item.key]
+def repository_snapshot(repo: Repository) -> Snapshot:
+    """What the imported repository holds, order-free: (title, creators, (name, md5)...) per
+    item, the files read back from its assetstore (the same shape as ``expected_snapshot``)."""
+    out = []
+    for item in repo.items.values():
+        dc = item_dc(item)
+        files = tuple(sorted(item_files(repo, item).items()))
+        out.append((dc.title, tuple(dc.get("creator")), files))
+    return sorted(out, key=repr)

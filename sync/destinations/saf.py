@@ -267,7 +267,8 @@ class SafDestination:
         held = []
         for line in saf_contents.parse(text, resource=str(folder)):
             path = folder / line.name
-            held.append(HeldFile(line.name, line.name, _md5(path), path.stat().st_size))
+            if path.is_file():  # a file removed from the batch by hand is not held
+                held.append(HeldFile(line.name, line.name, _md5(path), path.stat().st_size))
         return held
 
     def file_md5(self, container: Container, held: HeldFile) -> str:

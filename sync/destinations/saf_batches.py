@@ -102,11 +102,18 @@ class Batches:
         return dict(mapping)
 
     def imported(self, batch: str) -> bool:
-        """The add step of the batch ran (DSpace wrote its mapfile), or it has no additions."""
-        return not (self.dir(batch) / ADD).is_dir() or (self.dir(batch) / "add.map").is_file()
+        """Every step of the batch ran: the add step wrote its mapfile, the replace and delete
+        steps their ``.done`` markers (``IMPORT.sh`` writes them); a step the batch does not
+        have counts as done."""
+        folder = self.dir(batch)
+        added = not (folder / ADD).is_dir() or (folder / "add.map").is_file()
+        return added and all(
+            not (folder / f"{kind}.map").is_file() or (folder / f"{kind}.done").is_file()
+            for kind in (REPLACE, DELETE)
+        )
 
     def waiting(self) -> list[str]:
-        """Batches whose additions have not been imported yet."""
+        """Batches not imported yet (a batch of only replacements or deletions too)."""
         return [b for b in self.names() if not self.imported(b)]
 
     def events(self, item: str) -> Iterator[Event]:

@@ -25,8 +25,14 @@ class Settings:
 
     def validate(self, section: str) -> None:
         require(bool(self.path), section, "path", "must name the output folder")
+        require(  # without one every item would fail, and a replay could not mend it
+            bool(self.collection),
+            section,
+            "collection",
+            "must name the DSpace collection to import into (--saf-collection HANDLE)",
+        )
         require(
-            not self.collection or handles.is_handle(self.collection),
+            handles.is_handle(self.collection),
             section,
             "collection",
             "must be a DSpace handle such as 123456789/2",

@@ -771,17 +771,7 @@ class DeferringDestination(MemoryDestination):
     [
         ("replay", 0),
         ("incremental", 300),
-        pytest.param(
-            "incremental",
-            0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a waiting item is written by the next incremental only while its "
-                "changes lie within overlap_seconds: the run that deferred it earned the cursor "
-                "(status ok) and incremental re-plans only touched items, so the item stays "
-                "'creating' until a replay (DeferredError: 'the next run (or replay) writes it')",
-            ),
-        ),
+        ("incremental", 0),
     ],
     ids=["replay", "incremental-within-overlap", "incremental-after-overlap"],
 )
