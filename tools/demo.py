@@ -6,9 +6,7 @@ The source is a generated repository in the three publisher layouts the tool is 
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,22 +17,15 @@ from tests.servers.fixtures import SourceModel  # noqa: E402
 from tests.servers.rs_source import ResourceSyncSource  # noqa: E402
 from tests.servers.sword_server import SwordServer  # noqa: E402
 from tools import demo_saf  # noqa: E402
+from tools.demo_common import PASSWORD, cli, fresh_state  # noqa: E402
 
 PIPELINE = ROOT / "pipelines" / "demo.toml"
 STATE = ROOT / "state" / "demo.sqlite"
 SWORD_ROOT = ROOT / "state" / "demo-sword"
-PASSWORD = "demo-password"
-
-
-def cli(*args: str) -> int:
-    env = dict(os.environ, SWORD_PASSWORD=PASSWORD)
-    print(f"\n$ resync-sword {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "sync", *args], cwd=ROOT, env=env)
 
 
 def main() -> int:
-    for path in (STATE, Path(str(STATE) + "-wal"), Path(str(STATE) + "-shm")):
-        path.unlink(missing_ok=True)
+    fresh_state(STATE)
     shutil.rmtree(SWORD_ROOT, ignore_errors=True)
     model = SourceModel.generate(40, seed=2026)
     source = ResourceSyncSource(model, port=18081).start()

@@ -7,9 +7,7 @@ registry and pipeline config (issue #10).
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,22 +17,15 @@ sys.path.insert(0, str(ROOT))
 from tests.servers.fixtures import SourceModel  # noqa: E402
 from tests.servers.oai_provider import OaiProvider  # noqa: E402
 from tests.servers.sword_server import SwordServer  # noqa: E402
+from tools.demo_common import PASSWORD, cli, fresh_state  # noqa: E402
 
 PIPELINE = ROOT / "pipelines" / "demo-oai.toml"
 STATE = ROOT / "state" / "demo-oai.sqlite"
 SWORD_ROOT = ROOT / "state" / "demo-oai-sword"
-PASSWORD = "demo-password"
-
-
-def cli(*args: str) -> int:
-    env = dict(os.environ, SWORD_PASSWORD=PASSWORD)
-    print(f"\n$ resync-sword {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "sync", *args], cwd=ROOT, env=env)
 
 
 def main() -> int:
-    for path in (STATE, Path(str(STATE) + "-wal"), Path(str(STATE) + "-shm")):
-        path.unlink(missing_ok=True)
+    fresh_state(STATE)
     shutil.rmtree(SWORD_ROOT, ignore_errors=True)
     model = SourceModel.generate(30, seed=2026, styles=("dspace",))
     provider = OaiProvider(model, port=18083, page_size=10).start()

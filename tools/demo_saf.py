@@ -6,9 +6,7 @@ read back as a SAF source into the local SWORD server (``resync-sword baseline P
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,25 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.saf_support import Importer, item_dc  # noqa: E402
+from tools.demo_common import cli, fresh_state  # noqa: E402
 
 OUT = ROOT / "state" / "demo-saf"
 REPO = ROOT / "state" / "demo-saf-dspace"
 COLLECTION = "123456789/2"
-PASSWORD = "demo-password"
-
-
-def cli(*args: str) -> int:
-    env = dict(os.environ, SWORD_PASSWORD=PASSWORD)
-    print(f"\n$ resync-sword {' '.join(args)}", flush=True)
-    return subprocess.call([sys.executable, "-m", "sync", *args], cwd=ROOT, env=env)
 
 
 def main(source_url: str, sd_iri: str, col_iri: str) -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     shutil.rmtree(REPO, ignore_errors=True)
     for name in ("demo-saf", "demo-saf-back"):
-        for suffix in ("", "-wal", "-shm"):
-            (ROOT / "state" / f"{name}.sqlite{suffix}").unlink(missing_ok=True)
+        fresh_state(ROOT / "state" / f"{name}.sqlite")
     print(f"\n== SAF: mirroring {source_url} into {OUT.relative_to(ROOT)}/")
     code = cli(
         "-q",

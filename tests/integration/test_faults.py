@@ -8,7 +8,6 @@ timeout, and bodies cut off half-way (after the server acted: the hard case for 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 from tests.conftest import PASSWORD, Cli, expected_snapshot, snapshot
@@ -24,21 +23,6 @@ FAST_RETRIES = (
     "attempts = 5\nmax_retry_seconds = 20\n"
 )
 MAX_REPLAYS = 5
-
-
-class CountingFaults(FaultPolicy):
-    """A FaultPolicy that remembers which faults it served (to prove the test exercised them)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.served: Counter[str] = Counter()
-
-    def draw(self, method: str) -> str | None:
-        fault = super().draw(method)
-        if fault is not None:
-            with self._lock:
-                self.served[fault] += 1
-        return fault
 
 
 def _pipeline(
@@ -94,8 +78,8 @@ def test_500_items_baseline_and_incremental_under_faults_on_both_sides(
     seed = 41
     clean_model = SourceModel.generate(500, seed=seed)
     faulty_model = SourceModel.generate(500, seed=seed)
-    src_faults = CountingFaults(rate=0.1, kinds=FAULT_KINDS, seed=3, stall_seconds=1.5)
-    sword_faults = CountingFaults(rate=0.1, kinds=FAULT_KINDS, seed=4, stall_seconds=1.5)
+    src_faults = FaultPolicy(rate=0.1, kinds=FAULT_KINDS, seed=3, stall_seconds=1.5)
+    sword_faults = FaultPolicy(rate=0.1, kinds=FAULT_KINDS, seed=4, stall_seconds=1.5)
     clean_src = source_factory(clean_model)
     faulty_src = source_factory(faulty_model, faults=src_faults)
     clean_sword = SwordServer(tmp_path / "clean-sword", password=PASSWORD).start()

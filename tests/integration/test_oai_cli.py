@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,21 +60,6 @@ class HostileProvider(OaiProvider):
         if query.get("verb") == "GetRecord" and body is not None:
             return 200, body.replace(b"IDENT", query["identifier"].encode()), {}
         return super().answer(query)
-
-
-class CountingFaults(FaultPolicy):
-    """A FaultPolicy that counts the faults it served (the test proves it exercised them)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.served: Counter[str] = Counter()
-
-    def draw(self, method: str) -> str | None:
-        fault = super().draw(method)
-        if fault is not None:
-            with self._lock:
-                self.served[fault] += 1
-        return fault
 
 
 @pytest.fixture
@@ -562,7 +546,7 @@ def test_sword_faults_during_a_baseline_then_replay_equal_a_fault_free_run(
 ) -> None:
     model = dspace_model(16, seed=21)
     p = provider(model, page_size=5)
-    faults = CountingFaults(rate=0.2, kinds=FAULT_KINDS, seed=7, stall_seconds=1.5)
+    faults = FaultPolicy(rate=0.2, kinds=FAULT_KINDS, seed=7, stall_seconds=1.5)
     clean = SwordServer(tmp_path / "clean", password=PASSWORD).start()
     faulty = SwordServer(tmp_path / "faulty", password=PASSWORD, faults=faults).start()
     try:

@@ -10,7 +10,6 @@ destination holds, by MD5, never by the (renamed) file names.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +30,6 @@ OPTIONS = (
 )
 
 Held = list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]
-
-
-class LostAnswers(FaultPolicy):
-    """Drops the answer to a share of POSTs after carrying them out; counts what it dropped."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.served: Counter[str] = Counter()
-
-    def draw(self, method: str) -> str | None:
-        fault = super().draw(method)
-        if fault is not None:
-            with self._lock:
-                self.served[fault] += 1
-        return fault
 
 
 def by_md5(containers: list[StoredContainer]) -> Held:
@@ -109,7 +93,7 @@ def test_lost_answers_on_a_renaming_server_leave_no_duplicate_and_audit_clean(
     model = SourceModel.generate(40, seed=81)
     fill_empty_files(model)
     src = source_factory(model)
-    lost = LostAnswers(rate=0.25, kinds=(LOST,), seed=8, only_methods=("POST",))
+    lost = FaultPolicy(rate=0.25, kinds=(LOST,), seed=8, only_methods=("POST",))
     sword = SwordServer(
         tmp_path / "reference", password=PASSWORD, reference=True, faults=lost
     ).start()

@@ -44,6 +44,8 @@ class FaultPolicy:
     seed: int = 1
     stall_seconds: float = 3.0
     only_methods: tuple[str, ...] = ()
+    # the faults served, by kind (a test proves it exercised what it meant to)
+    served: Counter[str] = field(default_factory=Counter, init=False)
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -58,7 +60,9 @@ class FaultPolicy:
         with self._lock:
             if self._rng.random() >= self.rate:
                 return None
-            return self._rng.choice(self.kinds)
+            fault = self._rng.choice(self.kinds)
+            self.served[fault] += 1
+            return fault
 
 
 class LocalHTTPServer(ThreadingHTTPServer):
