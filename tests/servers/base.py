@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Self
 
 FAULT_KINDS = ("500", "503", "reset", "stall", "truncate")
 # "lost": the request is carried out, then the connection is dropped without any answer (a
@@ -364,3 +364,58 @@ def serve_until_signal(
     finally:
         stop()
     return 0
+
+
+class ModelServer:
+    """A local server that serves a fixture model through a handler class, started on demand
+    (``with`` or ``start()``): what the ResourceSync source and the OAI-PMH provider share.
+
+    Subclasses set ``port``, ``latency``, ``faults`` and ``model`` and implement ``handler()``
+    (the handler class bound to them); ``path`` is appended to the server's URL in
+    ``base_url``; ``cleanup()`` runs after the server stopped."""
+
+    path = ""
+    port: int
+    latency: float
+    faults: FaultPolicy | None
+    model: Any
+    ssl_context: ssl.SSLContext | None = None
+    httpd: LocalHTTPServer | None = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self.httpd = LocalHTTPServer(
+            self.handler(), self.port, self.latency, self.faults, ssl_context=self.ssl_context
+        )
+        self.model.base_url = self.httpd.base_url
+        self.httpd.start()
+        return self
+
+    def stop(self) -> None:
+        if self.httpd is not None:
+            self.httpd.stop()
+            self.httpd = None
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        return None
+
+    def __enter__(self) -> Self:
+        return self.start() if self.httpd is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self.httpd is None:
+            raise RuntimeError("server not started")
+        return self.httpd.base_url + self.path
+
+    @property
+    def stats(self) -> Counter[str]:
+        if self.httpd is None:
+            raise RuntimeError("server not started")
+        return self.httpd.stats

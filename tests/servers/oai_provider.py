@@ -24,12 +24,11 @@ import argparse
 import itertools
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from .base import FaultPolicy, Handler, LocalHTTPServer, serve_until_signal
+from .base import FaultPolicy, Handler, LocalHTTPServer, ModelServer, serve_until_signal
 from .fixtures import SourceModel, content_disposition, xesc
 from .oai_documents import (
     BITSTREAMS,
@@ -50,8 +49,10 @@ XML_CT = "text/xml;charset=UTF-8"
 LIST_VERBS = ("ListRecords", "ListIdentifiers")
 
 
-class OaiProvider:
+class OaiProvider(ModelServer):
     """HTTP OAI-PMH provider over a ``SourceModel`` (its DSpace-style items)."""
+
+    path = OAI_PATH
 
     def __init__(
         self,
@@ -95,39 +96,12 @@ class OaiProvider:
         self.requests: list[str] = []  # every OAI-PMH request path, in order (assertions)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> OaiProvider:
-        provider = self
-
+    def handler(self) -> type[_OaiHandler]:
         class _Bound(_OaiHandler):
             pass
 
-        _Bound.provider = provider
-        self.httpd = LocalHTTPServer(_Bound, self.port, self.latency, self.faults)
-        self.model.base_url = self.httpd.base_url
-        self.httpd.start()
-        return self
-
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.stop()
-            self.httpd = None
-
-    def __enter__(self) -> OaiProvider:
-        return self.start() if self.httpd is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self.httpd is None:
-            raise RuntimeError("server not started")
-        return self.httpd.base_url + OAI_PATH
-
-    @property
-    def stats(self) -> Counter[str]:
-        assert self.httpd is not None
-        return self.httpd.stats
+        _Bound.provider = self
+        return _Bound
 
     def set_override(self, verb: str, body: bytes, content_type: str = XML_CT) -> None:
         """Answer every request of ``verb`` with ``body`` (hostile or broken answers)."""

@@ -26,7 +26,6 @@ import ssl
 import sys
 import tempfile
 import threading
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-from .base import FaultPolicy, Handler, LocalHTTPServer, serve_until_signal
+from .base import FaultPolicy, Handler, LocalHTTPServer, ModelServer, serve_until_signal
 from .fixtures import ChangeEvent, Entry, SourceModel, handle_page, w3c, xesc
 
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
@@ -92,7 +91,7 @@ def big_content(i: int) -> bytes:
     return (f"{i:09d}\n" * 100).encode("ascii")
 
 
-class ResourceSyncSource:
+class ResourceSyncSource(ModelServer):
     """HTTP ResourceSync source over a live ``SourceModel``."""
 
     def __init__(
@@ -134,44 +133,17 @@ class ResourceSyncSource:
         self._big_at = datetime.now(UTC)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> ResourceSyncSource:
-        source = self
-
+    def handler(self) -> type[_SourceHandler]:
         class _Bound(_SourceHandler):
             pass
 
-        _Bound.source = source
-        self.httpd = LocalHTTPServer(
-            _Bound, self.port, self.latency, self.faults, ssl_context=self.ssl_context
-        )
-        self.model.base_url = self.httpd.base_url
-        self.httpd.start()
-        return self
+        _Bound.source = self
+        return _Bound
 
-    def stop(self) -> None:
-        if self.httpd is not None:
-            self.httpd.stop()
-            self.httpd = None
+    def cleanup(self) -> None:
         if self._big_dir is not None:
             shutil.rmtree(self._big_dir, ignore_errors=True)
             self._big_dir = None
-
-    def __enter__(self) -> ResourceSyncSource:
-        return self.start() if self.httpd is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self.httpd is None:
-            raise RuntimeError("server not started")
-        return self.httpd.base_url
-
-    @property
-    def stats(self) -> Counter[str]:
-        assert self.httpd is not None
-        return self.httpd.stats
 
     def reset_stats(self) -> None:
         if self.httpd is not None:
