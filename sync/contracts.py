@@ -69,13 +69,13 @@ class Listing:
 @dataclass
 class Changes:
     """What changed at a source since a cursor: the last change per resource, in time order
-    (``Entry.change`` is created | updated | deleted). ``skipped`` counts change entries the
-    source read but chose not to apply (reported, never dropped silently)."""
+    (``Entry.change`` is created | updated | deleted). ``skipped_reasons`` says which change
+    entries the source read but chose not to apply, and why (reported, never dropped
+    silently)."""
 
     changes: list[Entry] = field(default_factory=list)
     cursor: str | None = None
     errors: list[SyncError] = field(default_factory=list)
-    skipped: int = 0
     skipped_reasons: list[str] = field(default_factory=list)
     memo: dict[str, Any] | None = None  # what the source wants back next time (e.g. which
     # change lists it read); kept by the engine only after a complete pass

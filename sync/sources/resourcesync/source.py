@@ -132,7 +132,6 @@ class ResourceSyncSource:
             changes=list(collapsed.changes),
             cursor=collapsed.latest.isoformat() if collapsed.latest else None,
             errors=errors,
-            skipped=skips.total,
             skipped_reasons=[skips.describe()] if skips.total else [],
             memo={READ_DOCUMENTS_KEY: skips.documents_read},
         )
