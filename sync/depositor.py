@@ -321,14 +321,19 @@ class Depositor:
                     return ""
             return None
         st = self.state.item(key)
-        known = {f.ref for f in st.files.values() if f.ref} if st else set()
+        recorded = list(st.files.values()) if st else []
         found = find_landed(
             files,
-            known,
+            {f.ref for f in recorded if f.ref},
             name=got.filename,
             md5=got.md5,
             size=got.size,
             md5_of=lambda h: self.dest.file_md5(container, h),
+            recorded_without_ref=[
+                HeldFile(None, f.filename, f.md5, f.size)
+                for f in recorded
+                if not f.ref and f.status == FileStatus.UPLOADED and f.loc != got.entry.loc
+            ],
         )
         return None if found is None else (found.ref or "")
 

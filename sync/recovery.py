@@ -27,15 +27,26 @@ def find_landed(
     md5: str,
     size: int,
     md5_of: Callable[[HeldFile], str],
+    recorded_without_ref: Sequence[HeldFile] = (),
 ) -> HeldFile | None:
     """The held file that is our upload (``name``, ``md5``, ``size``), or None.
 
     Candidates are unknown files whose listed size (if any) equals ``size``; one listed with
     an MD5 matches by it; one without is downloaded and hashed. Candidates named like the
     upload are tried first only to save downloads: the name never decides.
+
+    ``recorded_without_ref``: files of the item the state DB recorded as uploaded but without
+    a ref (the destination gave none). Each is one of the unknown held files, so each first
+    claims the one that is it (same name, else same MD5): two files of an item with the same
+    bytes must not make one upload look landed because the other is there.
     """
+    pool = unknown_files(held, known_refs)
+    for rec in recorded_without_ref:
+        claimed = _claim(rec, pool, md5_of)
+        if claimed is not None:
+            pool.remove(claimed)
     wanted = md5.lower()
-    candidates = [h for h in unknown_files(held, known_refs) if h.size in (None, size)]
+    candidates = [h for h in pool if h.size in (None, size)]
     candidates.sort(key=lambda h: h.name != name)
     for h in candidates:
         if h.md5 is not None:
@@ -43,6 +54,27 @@ def find_landed(
                 return h
             continue
         if md5_of(h).lower() == wanted:
+            return h
+    return None
+
+
+def _claim(
+    rec: HeldFile, pool: Sequence[HeldFile], md5_of: Callable[[HeldFile], str]
+) -> HeldFile | None:
+    """The held file that is the recorded ``rec``: the same name (where the destination kept
+    names) with no contrary MD5, else the same MD5 (listed, or read where none is listed)."""
+    same_md5 = (rec.md5 or "").lower()
+    for h in pool:
+        if h.name == rec.name and (h.md5 is None or not same_md5 or h.md5.lower() == same_md5):
+            return h
+    if not same_md5:
+        return None
+    for h in pool:
+        if h.md5 is not None and h.md5.lower() == same_md5:
+            return h
+    for h in pool:
+        size_fits = rec.size is None or h.size in (None, rec.size)
+        if h.md5 is None and size_fits and md5_of(h).lower() == same_md5:
             return h
     return None
 

@@ -407,6 +407,27 @@ def test_lost_upload_answer_does_not_upload_the_file_twice(
     assert sum(len(c.files) for c in dest.containers.values()) == 5
 
 
+@pytest.mark.parametrize("rename", [False, True], ids=["names-kept", "renamed"])
+@pytest.mark.parametrize("applied", [False, True], ids=["refused", "answer-lost"])
+def test_a_file_with_the_same_bytes_as_its_sibling_is_still_uploaded(
+    make_mirror: MakeMirror, rename: bool, applied: bool
+) -> None:
+    """Found by Hypothesis: an item gains a file with the same bytes as one it has, on a
+    destination that gives no file refs and lists no checksums; its upload fails. Replay
+    must upload it (or find it landed), not take the sibling for it."""
+    caps = Capabilities(single_file_delete=False, checksums_in_listing=False)
+    dest = MemoryDestination(rename=rename, caps=caps)
+    items = {"i0": ("Title", {"f2.bin": b"\x00"})}
+    m = make_mirror(items, dest=dest, workers=1, policy=DepositPolicy(attempts=2))
+    assert m.baseline().status == RunStatus.OK
+    grown = {"i0": ("Title", {"f2.bin": b"\x00", "f3.bin": b"\x00"})}
+    m.source.put_item("i0", *grown["i0"])
+    dest.faults.append(Fault("add_file", applied=applied))
+    m.baseline()
+    assert m.replay().status == RunStatus.OK
+    assert held(dest, strip_rename=rename) == wanted(grown)
+
+
 @pytest.mark.parametrize("checksums", [True, False], ids=["checksums", "no-checksums"])
 def test_lost_create_answer_on_a_renaming_server_is_found_again(
     make_mirror: MakeMirror, checksums: bool

@@ -95,3 +95,23 @@ def test_audit_without_refs_uses_md5_then_names() -> None:
     assert compare_files(recorded, [HeldFile(None, "a.pdf")]) == [
         "missing at the destination: 'b.pdf'"
     ]
+
+
+def test_a_recorded_file_without_ref_claims_its_twin_of_the_same_bytes() -> None:
+    """Two files of one item with the same bytes, the first recorded without a ref (the
+    destination gave none): it is not the second's landed upload (found by Hypothesis)."""
+    held = [HeldFile("iri/1", "f2.bin")]
+    dl = Downloads({"iri/1": MD5_A})
+    first = HeldFile(None, "f2.bin", MD5_A, 1)
+    found = find_landed(
+        held, set(), name="f3.bin", md5=MD5_A, size=1, md5_of=dl, recorded_without_ref=[first]
+    )
+    assert found is None
+    # the second did land (renamed, so only bytes tell): one of the two is claimed, the
+    # other is the upload
+    held = [HeldFile("iri/1", "1_f2.bin"), HeldFile("iri/2", "2_f3.bin")]
+    dl = Downloads({"iri/1": MD5_A, "iri/2": MD5_A})
+    found = find_landed(
+        held, set(), name="f3.bin", md5=MD5_A, size=1, md5_of=dl, recorded_without_ref=[first]
+    )
+    assert found is not None and found.ref == "iri/2"
