@@ -72,8 +72,6 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    for noisy in ("urllib3", "requests"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 _debug = False

@@ -23,12 +23,6 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.cookies import RequestsCookieJar
-from requests.structures import CaseInsensitiveDict
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-
 from . import __version__
 from .errors import FetchError, OutsideSourceError, SyncError, redact
 from .filenames import filename_from_disposition
@@ -37,11 +31,18 @@ from .retrying import (
     POST_RETRY_STATUS,
     RETRY_STATUS,
     RetryableError,
-    backoff_wait,
     exception_signal,
     load_signal,
-    never_sent,
     retry_after_seconds,
+)
+from .transport import (
+    DEFAULT_HEADERS,
+    Connections,
+    ReadTimeoutError,
+    Response,
+    TlsError,
+    TransportError,
+    basic_auth,
 )
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,9 @@ class Http:
         self._gates_lock = threading.Lock()
         self.requests_sent = 0
         self._count_lock = threading.Lock()
-        self._wait = backoff_wait(self.settings.backoff_initial, self.settings.backoff_max)
+        s = self.settings
+        self._connections = Connections(s.connect_timeout, s.read_timeout, s.verify)
+        self._base_headers = {"User-Agent": s.user_agent, **DEFAULT_HEADERS}
 
     # -- configuration ---------------------------------------------------------------------
     def allow(self, url: str) -> None:
@@ -248,51 +251,24 @@ class Http:
             )
 
     # -- internals -------------------------------------------------------------------------
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(
-                pool_connections=4, pool_maxsize=self.settings.pool_size, max_retries=0
-            )
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = self.settings.user_agent
-            session.verify = self.settings.verify
-            session.trust_env = False
-            self._local.session = session
-        return session
-
-    def _send_prepared(
+    def _send(
         self,
         method: str,
         url: str,
         headers: dict[str, str],
         data: Any,
         auth: tuple[str, str] | None,
-        stream: bool,
-    ) -> requests.Response:
-        """``Session.request`` without its per-call merging of settings that never change here
-        (no proxies, no environment, no session params or auth): the request is prepared
-        once, with the session's headers and cookies, and sent. Same wire result, about a
-        fifth less CPU per request, which is what bounds a many-worker run on few cores."""
-        session = self._session()
-        merged = CaseInsensitiveDict(session.headers)
+    ) -> Response:
+        """One request on this thread's kept-alive connection to the host (sync.transport)."""
+        merged = dict(self._base_headers)
         for name, value in headers.items():
             if value is None:
                 merged.pop(name, None)
             else:
                 merged[name] = value
-        prep = _prepare(method, url, merged, data, auth, session.cookies)
-        return session.send(
-            prep,
-            stream=stream,
-            timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-            allow_redirects=False,
-            proxies={},
-            verify=session.verify,
-            cert=None,
-        )
+        if auth is not None:
+            merged["Authorization"] = basic_auth(*auth)
+        return self._connections.send(method, url, merged, data)
 
     def _gate(self, url: str) -> HostGate:
         key = host_key(url)
@@ -330,12 +306,22 @@ class Http:
             if self.settings.attempts <= 1:
                 raise first.error from None
             failure: RetryableError | None = first
+        # tenacity is loaded only now: most runs never retry, and every run pays its import
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            stop_after_delay,
+        )
+
+        from .backoff import backoff_wait
+
         s = self.settings
         left = s.max_retry_seconds - (time.monotonic() - started)
         retrying = Retrying(
             retry=retry_if_exception_type(RetryableError),
             stop=stop_after_attempt(s.attempts) | stop_after_delay(max(0.0, left)),
-            wait=self._wait,
+            wait=backoff_wait(s.backoff_initial, s.backoff_max),
             sleep=self.sleep,
             reraise=True,
         )
@@ -364,7 +350,7 @@ class Http:
         stream: bool,
         retry_status: frozenset[int],
         safe_to_retry_after_send: bool,
-    ) -> requests.Response:
+    ) -> Response:
         """One attempt, following redirects by hand so each hop is checked against the list."""
         current = url
         for _hop in range(6):
@@ -381,7 +367,7 @@ class Http:
                     with self._count_lock:
                         self.requests_sent += 1
                     started = time.monotonic()
-                    resp = self._send_prepared(method, current, headers, data, auth, stream)
+                    resp = self._send(method, current, headers, data, auth)
                     # latency to the answer's headers, only where no upload is timed with it
                     latency = time.monotonic() - started if data is None else None
                     permit.report(load_signal(resp.status_code, resp.headers), latency)
@@ -390,35 +376,24 @@ class Http:
                     permit()
                     raise
                 if stream:
-                    _release_on_close(resp, permit)
+                    resp.on_close(permit)
                 else:
+                    resp.content  # noqa: B018 - read whole now: the slot is freed with it
+                    resp.close()
                     permit()
-            except requests.exceptions.SSLError as exc:
+            except TlsError as exc:
                 # a certificate that does not verify will not verify on the next try either
                 raise FetchError(
-                    f"{method} failed: TLS error ({_short(exc)})",
+                    f"{method} failed: {_short(exc)}",
                     resource=current,
                     hint="--ca-bundle FILE for a private CA; --insecure only if you must",
                 ) from None
-            except requests.exceptions.ConnectionError as exc:
-                sent = not never_sent(exc)
-                err = FetchError(
-                    f"{method} failed: connection error ({_short(exc)})",
-                    resource=url,
-                    transient=True,
-                )
-                if not sent or safe_to_retry_after_send:
+            except TransportError as exc:
+                what = "timed out" if isinstance(exc, ReadTimeoutError) else "failed"
+                err = FetchError(f"{method} {what}: {_short(exc)}", resource=url, transient=True)
+                if not exc.sent or safe_to_retry_after_send:
                     raise RetryableError(err) from None
                 raise err from None
-            except requests.exceptions.Timeout as exc:
-                err = FetchError(
-                    f"{method} timed out ({_short(exc)})", resource=url, transient=True
-                )
-                if safe_to_retry_after_send:
-                    raise RetryableError(err) from None
-                raise err from None
-            except requests.exceptions.RequestException as exc:
-                raise FetchError(f"{method} failed: {_short(exc)}", resource=url) from None
             finally:
                 if data is not None and hasattr(data, "close"):
                     data.close()
@@ -453,7 +428,7 @@ class Http:
         body: Callable[[], Any] | None = None,
         stream: bool = False,
         idempotent: bool | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send with retries. ``body`` is a factory (a file is reopened for each attempt).
 
         Non-idempotent requests (POST) are retried only when the server certainly did not act
@@ -478,7 +453,7 @@ class Http:
         headers: dict[str, str] | None = None,
         body: Callable[[], Any] | None = None,
         idempotent: bool | None = None,
-    ) -> tuple[requests.Response, bytes]:
+    ) -> tuple[Response, bytes]:
         """Send and read the whole (small) answer, whatever its status, bounded in size.
 
         An answer that breaks off mid-body is asked for again when the request is safe to
@@ -488,7 +463,7 @@ class Http:
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 
-        def attempt() -> tuple[requests.Response, bytes]:
+        def attempt() -> tuple[Response, bytes]:
             resp = self.request(
                 method, url, headers=headers, body=body, stream=True, idempotent=idempotent
             )
@@ -505,7 +480,7 @@ class Http:
                                 status=resp.status_code,
                             )
                         chunks.append(chunk)
-                except requests.exceptions.RequestException as exc:
+                except TransportError as exc:
                     err = _truncated(url, exc)
                     err.status = resp.status_code
                     if idempotent:
@@ -556,16 +531,8 @@ class Http:
                                 sha1.update(chunk)
                                 sha256.update(chunk)
                                 out.write(chunk)
-                        except requests.exceptions.RequestException as exc:
+                        except TransportError as exc:
                             raise RetryableError(_truncated(url, exc)) from None
-                    if declared is not None and int(declared) != size:
-                        raise RetryableError(
-                            FetchError(
-                                f"truncated body: got {size} of {declared} bytes",
-                                resource=url,
-                                transient=True,
-                            )
-                        )
                 except BaseException:
                     os.unlink(name)
                     raise
@@ -583,57 +550,7 @@ class Http:
         return self._retry(attempt)
 
 
-# URLs that requests' prepare_url gives back unchanged: lower-case ASCII host (no user info),
-# a path (no dot segments) and a non-empty query of characters needing no quoting, no
-# percent sign, no fragment
-_PLAIN_URL = re.compile(
-    r"https?://[a-z0-9][a-z0-9.\-]*(?::[0-9]{1,5})?"
-    r"(?![^?]*/\.)/[A-Za-z0-9\-._~/!$&'()*+,;=:@]*(?:\?[A-Za-z0-9\-._~/!$&'()*+,;=:@?]+)?\Z"
-)
-
-
-def _prepare(
-    method: str,
-    url: str,
-    headers: CaseInsensitiveDict[str | bytes],
-    data: Any,
-    auth: tuple[str, str] | None,
-    cookies: RequestsCookieJar,
-) -> requests.PreparedRequest:
-    """``PreparedRequest.prepare`` step by step, skipping the steps that would change nothing:
-    re-parsing and re-quoting a URL that is already plain (a sixth of requests' CPU per
-    request), an empty cookie jar, auth read from a URL that has none, empty hooks."""
-    prep = requests.PreparedRequest()
-    prep.prepare_method(method)
-    plain = _PLAIN_URL.match(url) is not None
-    if plain:
-        prep.url = url
-    else:
-        prep.prepare_url(url, {})
-    prep.prepare_headers(headers)
-    if cookies:
-        prep.prepare_cookies(cookies)
-    else:
-        prep._cookies = cookies  # type: ignore[attr-defined]  # redirects read it
-    prep.prepare_body(data or {}, None, None)
-    if auth is not None or not plain:
-        prep.prepare_auth(auth, url)
-    return prep
-
-
-def _release_on_close(resp: requests.Response, release: Callable[[], None]) -> None:
-    close = resp.close
-
-    def closing() -> None:
-        try:
-            close()
-        finally:
-            release()
-
-    resp.close = closing  # type: ignore[method-assign]
-
-
-def _raise_for_status(resp: requests.Response, url: str) -> None:
+def _raise_for_status(resp: Response, url: str) -> None:
     if resp.status_code >= 400:
         raise FetchError(
             f"GET answered HTTP {resp.status_code} {resp.reason or ''}".strip(),

@@ -496,19 +496,37 @@ def test_adaptive_limit_never_exceeded_in_flight(fake: Fake) -> None:
 
 
 def test_connect_failure_is_told_from_a_failure_after_sending() -> None:
-    """urllib3's NewConnectionError (inside requests' ConnectionError): never sent."""
-    import requests
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+    """A refused connection never reached the server; a connection dropped after the request
+    was read did (a POST must not be sent again blindly)."""
+    import socket as so
 
-    from sync.retrying import never_sent
+    from sync.transport import ConnectError, Connections, DisconnectedError
 
-    refused = requests.exceptions.ConnectionError(
-        MaxRetryError(None, "/x", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
-    )
-    reset = requests.exceptions.ConnectionError(ProtocolError("Connection aborted."))
-    assert never_sent(refused)
-    assert never_sent(requests.exceptions.ConnectTimeout())
-    assert not never_sent(reset)
+    conns = Connections(2.0, 2.0, True)
+    closed = so.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    with pytest.raises(ConnectError) as refused:
+        conns.send("POST", f"http://127.0.0.1:{port}/x", {}, b"data")
+    assert refused.value.sent is False
+
+    listener = so.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def drop() -> None:
+        peer, _ = listener.accept()
+        peer.recv(65536)  # the request arrives...
+        peer.close()  # ...and no answer comes
+
+    t = threading.Thread(target=drop)
+    t.start()
+    with pytest.raises(DisconnectedError) as dropped:
+        conns.send("POST", f"http://127.0.0.1:{listener.getsockname()[1]}/x", {}, b"data")
+    t.join()
+    listener.close()
+    assert dropped.value.sent is True
 
 
 @pytest.mark.parametrize(
@@ -531,83 +549,3 @@ def test_host_key_fast_path_agrees_with_urlsplit(url: str) -> None:
     from sync.http import _parse_host_key
 
     assert host_key(url) == _parse_host_key(url)
-
-
-# -- the lean request preparation gives the same request as requests' own -------------------
-
-_URL_SAMPLES = [
-    "http://127.0.0.1:8080/rs/resourcelist.xml",
-    "https://repo.example.edu/bitstream/123456789/2/1/a%20b.pdf",
-    "http://Example.org/x",
-    "http://example.org",
-    "http://example.org/a b/é?q=1 2",
-    "http://example.org/x?a=1&b=c:d@e#frag",
-    "http://u:p@example.org/x",
-    "http://example.org:80/x/(1)/it's;v=1,2*+$!~",
-    "http://xn--bcher-kva.example/x",
-    "http://example.org/%41%2F",
-    "http://example.org/a/./b/../c",
-    "http://example.org/.well-known/resourcesync",
-    "http://example.org/x?",
-    "http://0/.",
-]
-
-
-@pytest.mark.parametrize("url", _URL_SAMPLES)
-@pytest.mark.parametrize("auth", [None, ("user", "pw")])
-def test_lean_prepare_matches_requests(url: str, auth: tuple[str, str] | None) -> None:
-    import requests
-    from requests.cookies import RequestsCookieJar
-    from requests.structures import CaseInsensitiveDict
-
-    from sync.http import _prepare
-
-    headers: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(
-        {"User-Agent": "t", "Accept": "*/*", "In-Progress": "true"}
-    )
-    jar = RequestsCookieJar()
-    for cookies in (jar, None):
-        if cookies is None:
-            jar.set("JSESSIONID", "abc", domain="", path="/")
-            cookies = jar
-        ours = _prepare("post", url, headers, b"body", auth, cookies)
-        theirs = requests.PreparedRequest()
-        theirs.prepare(
-            method="POST",
-            url=url,
-            headers=headers,
-            data=b"body",
-            params={},
-            auth=auth,
-            cookies=cookies,
-        )
-        assert (ours.method, ours.url, ours.body) == (theirs.method, theirs.url, theirs.body)
-        assert dict(ours.headers) == dict(theirs.headers)
-
-
-def test_plain_url_fast_path_is_exact() -> None:
-    """Every URL the fast path lets through is one requests would send unchanged."""
-    import requests
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    from sync.http import _PLAIN_URL
-
-    alphabet = "abcXYZ019-._~/!$&'()*+,;=:@?%# é"
-
-    @settings(max_examples=1000, deadline=None)
-    @given(
-        st.sampled_from(["http://", "https://", "HTTP://"]),
-        st.text("abz09.-", min_size=1, max_size=12),
-        st.sampled_from(["", ":80", ":8080"]),
-        st.text(alphabet, max_size=30),
-    )
-    def check(scheme: str, host: str, port: str, rest: str) -> None:
-        url = f"{scheme}{host}{port}/{rest}"
-        if _PLAIN_URL.match(url) is None:
-            return
-        prep = requests.PreparedRequest()
-        prep.prepare_url(url, {})
-        assert prep.url == url
-
-    check()

@@ -131,21 +131,16 @@ def test_bad_policy_is_refused(kw: dict[str, float]) -> None:
 
 
 def test_what_counts_as_overload() -> None:
-    import requests
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
-
     from sync.retrying import exception_signal, load_signal
+    from sync.transport import ConnectError, DisconnectedError, ReadTimeoutError, TlsError
 
     assert load_signal(503, {}) is Signal.OVERLOAD
     assert load_signal(429, {}) is Signal.OVERLOAD
     assert load_signal(200, {"Retry-After": "5"}) is Signal.OVERLOAD
     assert load_signal(200, {}) is Signal.OK
     assert load_signal(404, {}) is Signal.OK
-    assert exception_signal(requests.exceptions.ReadTimeout()) is Signal.OVERLOAD
-    refused = requests.exceptions.ConnectionError(
-        MaxRetryError(None, "/x", NewConnectionError(None, "refused"))  # type: ignore[arg-type]
-    )
-    assert exception_signal(refused) is Signal.OVERLOAD
-    reset = requests.exceptions.ConnectionError(ProtocolError("Connection aborted."))
-    assert exception_signal(reset) is Signal.NEUTRAL
-    assert exception_signal(requests.exceptions.SSLError()) is Signal.NEUTRAL
+    assert exception_signal(ReadTimeoutError("slow")) is Signal.OVERLOAD
+    assert exception_signal(ConnectError("refused")) is Signal.OVERLOAD
+    assert exception_signal(ConnectError("connect timed out", timeout=True)) is Signal.OVERLOAD
+    assert exception_signal(DisconnectedError("reset")) is Signal.NEUTRAL
+    assert exception_signal(TlsError("bad certificate")) is Signal.NEUTRAL

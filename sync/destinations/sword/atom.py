@@ -111,8 +111,12 @@ def _child_text(el: Element, tag: str) -> str | None:
 
 
 def _join(base: str | None, href: str) -> str:
+    """``href`` resolved against ``base``; an absolute http(s) URL (what servers send, six
+    per receipt) is taken as it is, without urljoin's parse and rebuild."""
     href = href.strip()
-    return urljoin(base, href) if base else href
+    if not base or href.startswith(("http://", "https://")):
+        return href
+    return urljoin(base, href)
 
 
 def _last_segment(href: str) -> str:

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import quote, urljoin
 
-import requests
-
 from ...contracts import ListingUnsupportedError as NoListingError
 from ...errors import ConfigError, ConflictError, DepositError
 from ...filenames import content_disposition
 from ...http import Http, open_body
+from ...transport import Response
 from .atom import (
     ENTRY_CONTENT_TYPE,
     CollectionEntry,
@@ -110,7 +109,7 @@ class SwordClient:
         modifies: bool = False,
         gone_ok: bool = False,
         upload_size: int | None = None,
-    ) -> tuple[requests.Response, bytes]:
+    ) -> tuple[Response, bytes]:
         """Send, read the answer, map an error status to an exception (see ``_check``)."""
         factory: Callable[[], IO[bytes] | bytes] | None
         if body is None or callable(body):
@@ -132,7 +131,7 @@ class SwordClient:
 
     def _check(
         self,
-        resp: requests.Response,
+        resp: Response,
         data: bytes,
         iri: str,
         *,

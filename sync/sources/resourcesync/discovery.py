@@ -66,7 +66,7 @@ def _from_site(reader: ListReader, url: str) -> str:
         if header:
             return header
         if resp.status_code < 400 and "html" in resp.headers.get("Content-Type", ""):
-            body = resp.raw.read(1 << 20, decode_content=True).decode("utf-8", "replace")
+            body = resp.read(1 << 20).decode("utf-8", "replace")
             found = _html_resourcesync_link(body, url)
             if found:
                 return found
