@@ -9,7 +9,9 @@ destination.
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any
 
 from .contracts import Fetched
 from .errors import IntegrityError
@@ -20,17 +22,26 @@ from .sniff import is_html_type, looks_html
 
 log = logging.getLogger(__name__)
 
-try:  # python-magic needs libmagic; without it we fall back to the announced types
-    import magic as _magic
 
-    def sniff(path: str) -> str | None:
-        try:
-            return str(_magic.from_file(path, mime=True))
-        except Exception:  # libmagic errors are not worth failing a deposit for
-            return None
-except ImportError:  # pragma: no cover - depends on the machine
+@functools.cache
+def _libmagic() -> Any:
+    """python-magic, loaded on first use (most sources announce types; loading it costs
+    start-up time every run); None where libmagic is missing."""
+    try:
+        import magic
+    except ImportError:  # pragma: no cover - depends on the machine
+        return None
+    return magic
 
-    def sniff(path: str) -> str | None:
+
+def sniff(path: str) -> str | None:
+    """The type libmagic reads in the file's bytes, or None."""
+    magic = _libmagic()
+    if magic is None:  # pragma: no cover - depends on the machine
+        return None
+    try:
+        return str(magic.from_file(path, mime=True))
+    except Exception:  # libmagic errors are not worth failing a deposit for
         return None
 
 

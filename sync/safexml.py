@@ -31,3 +31,19 @@ def parse_untrusted(
     except (ParseError, ValueError) as exc:
         raise error(f"the {what} is not well-formed XML ({exc})", resource=url) from None
     return root
+
+
+def escape(text: str) -> str:
+    """Text for XML character data (what ``xml.sax.saxutils.escape`` gives, without importing
+    ``xml.sax``, which pulls in ``urllib.request`` and costs every run's start-up)."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
+def quoteattr(text: str) -> str:
+    """A quoted XML attribute value, as ``xml.sax.saxutils.quoteattr`` writes it."""
+    data = escape(text).replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+    if '"' not in data:
+        return f'"{data}"'
+    if "'" not in data:
+        return f"'{data}'"
+    return '"{}"'.format(data.replace('"', "&quot;"))

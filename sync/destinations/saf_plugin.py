@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from ..saf import handles
 from ..settings import require
-from .saf import SafDestination
 
 if TYPE_CHECKING:
     from ..registry import Runtime
+    from .saf import SafDestination
 
 NAME = "saf"
 
@@ -44,6 +44,8 @@ class Settings:
 
 
 def build(s: Settings, rt: Runtime) -> SafDestination:
+    from .saf import SafDestination  # loaded only for SAF runs: start-up time is every run's
+
     return SafDestination(
         Path(s.path).expanduser(),
         collection=s.collection or None,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 from xml.etree.ElementTree import Element, tostring
-from xml.sax.saxutils import escape, quoteattr
+
+from ..safexml import escape, quoteattr
 
 if TYPE_CHECKING:  # the crosswalk imports this module: no import of it at run time
     from ..crosswalk import DCRecord

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
 
 from ..contracts import Changes, Fetched, Listing
 from ..errors import FetchError, IntegrityError
 from ..model import Entry, Item, Link
+from ..safexml import escape
 
 if TYPE_CHECKING:
     from ..registry import Runtime

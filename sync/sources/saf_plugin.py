@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..http import Http
 from ..settings import require
-from .saf import SafSource
 
 if TYPE_CHECKING:
+    from ..http import Http
     from ..registry import Runtime
+    from .saf import SafSource
 
 NAME = "saf"
 
@@ -35,4 +35,6 @@ def detect(location: str, http: Http) -> bool:
 
 
 def build(s: Settings, rt: Runtime) -> SafSource:
+    from .saf import SafSource  # loaded only for SAF runs: start-up time is every run's
+
     return SafSource(Path(s.path).expanduser(), bundles=s.bundles)

@@ -22,8 +22,8 @@ from sync.fetcher import Fetcher
 from sync.http import Http, HttpSettings, host_key
 from sync.linker import link as link_items
 from sync.model import Entry, Item
-from sync.sources.oai_pmh import OaiPmhSource, detect
 from sync.sources.oai_pmh.protocol import ListingLoopError, OaiError
+from sync.sources.oai_pmh.source import OaiPmhSource, detect
 from tests.servers.base import FaultPolicy
 from tests.servers.fixtures import SourceModel
 from tests.servers.oai_documents import bitstreams, oai_id, records, render_record

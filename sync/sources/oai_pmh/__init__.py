@@ -1,7 +1,3 @@
 """OAI-PMH 2.0 + OAI-ORE / METS source: mirror any repository that speaks OAI-PMH (DSpace,
 EPrints, Invenio, Dataverse...), files included where the repository offers ``ore`` or
 ``mets`` records."""
-
-from .source import OaiPmhSource, detect
-
-__all__ = ["OaiPmhSource", "detect"]

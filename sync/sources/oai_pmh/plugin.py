@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from ...settings import require
 from .files import DEFAULT_BUNDLES
-from .source import OaiPmhSource, detect
 
 if TYPE_CHECKING:
+    from ...http import Http
     from ...registry import Runtime
+    from .source import OaiPmhSource
 
 NAME = "oai-pmh"
 __all__ = ["NAME", "Settings", "build", "detect"]
@@ -34,7 +35,16 @@ class Settings:
         require(bool(self.bundles), section, "bundles", "must name at least one bundle")
 
 
+def detect(url: str, http: Http) -> bool:
+    """Does ``url`` answer ``?verb=Identify``? (The harvester is loaded only when needed.)"""
+    from .source import detect as identify
+
+    return identify(url, http)
+
+
 def build(s: Settings, rt: Runtime) -> OaiPmhSource:
+    from .source import OaiPmhSource
+
     rt.http.allow(s.base_url)
     return OaiPmhSource(
         s.base_url,
