@@ -39,6 +39,7 @@ from .transport import (
     DEFAULT_HEADERS,
     Connections,
     ReadTimeoutError,
+    RequestError,
     Response,
     TlsError,
     TransportError,
@@ -388,6 +389,8 @@ class Http:
                     resource=current,
                     hint="--ca-bundle FILE for a private CA; --insecure only if you must",
                 ) from None
+            except RequestError as exc:
+                raise FetchError(f"{method} not sent: {_short(exc)}", resource=url) from None
             except TransportError as exc:
                 what = "timed out" if isinstance(exc, ReadTimeoutError) else "failed"
                 err = FetchError(f"{method} {what}: {_short(exc)}", resource=url, transient=True)

@@ -111,6 +111,8 @@ def _requests_session() -> requests.Session:
     [
         ("GET", "/rs/resourcelist.xml", {}, None),
         ("GET", "/x?verb=ListRecords&resumptionToken=a%2Fb", {"Accept": "text/xml"}, None),
+        ("GET", "/bitstream/a b/é (1).pdf?q=x y#frag", {}, None),
+        ("GET", "/x/(1)/it's;v=1,2*+$!~@:", {}, None),
         (
             "POST",
             "/col/a",
@@ -305,3 +307,13 @@ def test_an_answer_with_endless_headers_is_refused(server: RawServer) -> None:
     server.answer = lambda req: b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 500 + b"\r\n"
     with pytest.raises(DisconnectedError, match="more than 100 headers"):
         Connections(2.0, 2.0, True).send("GET", server.url + "/", {}, None)
+
+
+def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServer) -> None:
+    from sync.errors import FetchError
+
+    http = Http(HttpSettings(attempts=3, per_host_rate=0))
+    for value in ("x\r\nX-Injected: 1", "x\nY: 2", "x\rZ"):
+        with pytest.raises(FetchError, match="line break"):
+            http.request("POST", server.url + "/col", headers={"Slug": value}, body=lambda: b"")
+    assert server.requests == []
