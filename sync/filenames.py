@@ -25,6 +25,8 @@ def _is_dropped(ch: str) -> bool:
 
 def _clean(name: str) -> str:
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if name.isascii() and name.isprintable():  # the usual name: nothing to drop or normalise
+        return name.strip()
     name = "".join(ch for ch in name if not _is_dropped(ch))
     return unicodedata.normalize("NFC", name).strip()
 

@@ -289,8 +289,7 @@ class SwordClient:
         if slug:
             headers["Slug"] = quote(slug, safe=_SLUG_SAFE, encoding="utf-8")
         resp, data = self._call("POST", col_iri, headers=headers, body=entry, idempotent=False)
-        location = resp.headers.get("Location")
-        location = urljoin(col_iri, location) if location else None
+        location = _resolve(col_iri, resp.headers.get("Location"))
         if data.strip():
             try:
                 receipt = parse_receipt(data, location, url=col_iri)
@@ -337,8 +336,7 @@ class SwordClient:
             )
         except DepositError as exc:
             raise _refused_empty(exc, size) from None
-        location = resp.headers.get("Location")
-        return urljoin(em_iri, location) if location else None
+        return _resolve(em_iri, resp.headers.get("Location"))
 
     def replace_metadata(self, edit_iri: str, entry: bytes, *, in_progress: bool) -> None:
         headers = {"Content-Type": ENTRY_CONTENT_TYPE, "In-Progress": _flag(in_progress)}
@@ -386,6 +384,13 @@ class SwordClient:
             return parse_receipt(data, se_iri, url=se_iri).state
         except DepositError:
             return None
+
+
+def _resolve(base: str, location: str | None) -> str | None:
+    """A ``Location`` as an absolute IRI (servers mostly send one already)."""
+    if not location:
+        return None
+    return location if location.startswith(("http://", "https://")) else urljoin(base, location)
 
 
 __all__ = ["PACKAGING_BINARY", "EmptyFileRefusedError", "ListingUnsupportedError", "SwordClient"]
