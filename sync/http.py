@@ -291,6 +291,10 @@ class Http:
         policy = PacingPolicy(initial=min(2, cap), cap=cap)
         return HostGate(cap, 0.0, pacing=AdaptiveLimit(policy))
 
+    def close(self) -> None:
+        """Close the kept-alive connections (a run is over)."""
+        self._connections.close()
+
     def limit_of(self, url: str) -> int:
         """Requests the host of ``url`` may have in flight now (for logs and tests)."""
         return self._gate(url).limit

@@ -165,6 +165,7 @@ class Assembly:
     def close(self) -> None:
         self.source.close()
         self.destination.close()
+        self.http.close()
 
 
 def http_for(p: Pipeline) -> Http:

@@ -398,13 +398,26 @@ class Connections:
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._pools: list[dict[tuple[str, str, int], list[socket.socket]]] = []
 
     def _idle(self) -> dict[tuple[str, str, int], list[socket.socket]]:
         idle: dict[tuple[str, str, int], list[socket.socket]] | None
         idle = getattr(self._local, "idle", None)
         if idle is None:
             idle = self._local.idle = {}
+            with self._lock:
+                self._pools.append(idle)
         return idle
+
+    def close(self) -> None:
+        """Close every kept-alive connection (of every thread): the end of a run."""
+        with self._lock:
+            pools, self._pools = self._pools, []
+        for idle in pools:
+            for socks in list(idle.values()):
+                for sock in socks:
+                    sock.close()
+            idle.clear()
 
     def _context(self) -> ssl.SSLContext:
         with self._lock:

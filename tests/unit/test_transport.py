@@ -317,3 +317,22 @@ def test_a_header_that_would_split_the_request_is_refused_unsent(server: RawServ
         with pytest.raises(FetchError, match="line break"):
             http.request("POST", server.url + "/col", headers={"Slug": value}, body=lambda: b"")
     assert server.requests == []
+
+
+def test_close_ends_every_threads_kept_alive_connections(server: RawServer) -> None:
+    conns = Connections(2.0, 2.0, True)
+
+    def fetch() -> None:
+        with conns.send("GET", server.url + "/a", {}, None) as resp:
+            assert resp.content == b"hello"
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fetch()
+    idle = [s for pool in conns._pools for socks in pool.values() for s in socks]
+    assert len(idle) == 4 and all(s.fileno() != -1 for s in idle)
+    conns.close()
+    assert all(s.fileno() == -1 for s in idle)
