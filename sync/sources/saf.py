@@ -32,6 +32,9 @@ from ..model import Entry, Item, Link
 from ..saf import contents as saf_contents
 from ..saf import dublin_core, handles
 from .saf_archive import Archive, ArchiveError, open_archive
+from .saf_hashing import Hashed, HashMemo, copy_unchanged, hash_stream, ordered_map
+
+HASH_THREADS = min(4, os.cpu_count() or 1)  # item folders read and hashed at once by a listing
 
 SCHEME = "saf:"
 METADATA = "metadata"
@@ -88,6 +91,7 @@ class SafSource:
         self._archive: Archive | None = None
         self._folders: dict[str, str] | None = None  # key -> folder
         self._tmp: Path | None = None
+        self._hashed = HashMemo()  # files the listing hashed, copied unhashed by the fetch
 
     # -- the archive -------------------------------------------------------------------------
     @property
@@ -143,15 +147,30 @@ class SafSource:
             errors.append(ArchiveError(f"cannot read the archive ({exc})", resource=self.location))
             return
         seen: dict[str, str] = {}
-        for folder in folders:
-            try:
-                key = self._key(folder)
-                if key in seen:
-                    raise ArchiveError(
-                        f"handle {key} is also the handle of {seen[key]}", resource=folder
-                    )
+
+        def keyed() -> Iterator[tuple[str, str]]:
+            for folder in folders:
+                try:
+                    key = self._key(folder)
+                    if key in seen:
+                        raise ArchiveError(
+                            f"handle {key} is also the handle of {seen[key]}", resource=folder
+                        )
+                except SyncError as exc:
+                    errors.append(exc)
+                    continue
+                except OSError as exc:
+                    errors.append(ArchiveError(f"cannot read the item ({exc})", resource=folder))
+                    continue
                 seen[key] = folder
-                entries = self._item_entries(folder, key)
+                yield folder, key
+
+        # item folders are read and hashed a few at a time in threads, given out in order
+        for (folder, _key), future in ordered_map(
+            lambda pair: self._item_entries(*pair), keyed(), workers=HASH_THREADS
+        ):
+            try:
+                entries = future.result()
             except SyncError as exc:
                 errors.append(exc)
                 continue
@@ -184,7 +203,9 @@ class SafSource:
                     resource=f"{folder}/{line.name}",
                 )
             with self.archive.open_member(folder, line.name) as fh:
-                md5, size = _digest(fh)
+                md5, size, stamp = hash_stream(fh)
+            if stamp is not None:
+                self._hashed.remember(folder, line.name, Hashed(stamp, md5, size))
             files.append(
                 Entry(
                     loc=file_loc(key, line.name),
@@ -248,13 +269,23 @@ class SafSource:
             filename="metadata.xml",
             content_type="application/xml",
             discard_fn=lambda: path.unlink(missing_ok=True),
+            temporary=True,
         )
 
     def _fetch_file(self, entry: Entry, folder: str, name: str) -> Fetched:
         path = self._temp_file(".bin")
+        hashed = self._hashed.take(folder, name)
+        if hashed is not None and entry.hash("md5") not in (None, hashed.md5):
+            hashed = None  # listed by another pass: hash it again
         try:
-            with self.archive.open_member(folder, name) as src, path.open("wb") as dst:
-                md5, size = _digest(src, dst)
+            with self.archive.open_member(folder, name) as src:
+                if hashed is not None and copy_unchanged(src, path, hashed):
+                    md5, size = hashed.md5, hashed.size
+                else:
+                    if hashed is not None:
+                        src.seek(0)  # it changed, or the copy broke off: copy and hash it
+                    with path.open("wb") as dst:
+                        md5, size = _digest(src, dst)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -274,6 +305,7 @@ class SafSource:
             filename=safe_filename(name),
             content_type=entry.type or "application/octet-stream",
             discard_fn=lambda: path.unlink(missing_ok=True),
+            temporary=True,
         )
 
     # -- identity ----------------------------------------------------------------------------
