@@ -12,6 +12,7 @@ hostile XML make that item fail (an error of the listing); the other items are r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mimetypes
 import os
 import shutil
@@ -91,6 +92,7 @@ class SafSource:
         self._archive: Archive | None = None
         self._folders: dict[str, str] | None = None  # key -> folder
         self._tmp: Path | None = None
+        self._numbers = itertools.count()  # temporary file names (next() is atomic)
         self._hashed = HashMemo()  # files the listing hashed, copied unhashed by the fetch
 
     # -- the archive -------------------------------------------------------------------------
@@ -245,9 +247,11 @@ class SafSource:
         return self._fetch_file(entry, folder, parsed.name)
 
     def _temp_file(self, suffix: str) -> Path:
-        handle, name = tempfile.mkstemp(dir=self._tmpdir(), suffix=suffix)
-        os.close(handle)
-        return Path(name)
+        """A new empty file in this source's private temporary folder (numbered: cheaper than
+        mkstemp's random names; the folder is ours alone)."""
+        path = self._tmpdir() / f"{next(self._numbers)}{suffix}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return path
 
     def _fetch_metadata(self, entry: Entry, folder: str) -> Fetched:
         roots, fingerprint = self._metadata_roots(folder, entry.loc)
