@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..contracts import (
@@ -86,7 +86,13 @@ class Staged:
         return cls(files=files, **raw)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+        data = {
+            "kind": self.kind,
+            "collection": self.collection,
+            "handle": self.handle,
+            "files": [{"name": f.name, "md5": f.md5, "size": f.size} for f in self.files],
+        }
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
 class SafDestination:

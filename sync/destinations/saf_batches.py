@@ -33,13 +33,17 @@ def batch_name(run_id: int) -> str:
 def write_atomic(path: Path, data: bytes, *, mode: int | None = None, durable: bool = True) -> None:
     """Write ``path`` whole or not at all; ``durable``: on disk before it has its name (files
     in a staging folder are not: ``saf_files.sync_folder`` syncs the folder once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not durable:
         # a staging folder belongs to the one worker building its item: a fixed temporary
         # name is enough (mkstemp's random names cost more than the write)
-        tmp = str(path.with_name(f".tmp-{path.name}"))
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        tmp = os.path.join(path.parent, f".tmp-{path.name}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     else:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
