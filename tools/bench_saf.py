@@ -16,12 +16,15 @@ What is measured, and why this way:
   Its batch is then checked: every file of the export is in it, byte for byte (MD5).
 - **The reference** copies the same export tree with ``cp -r`` on the same disk in the same
   run (same items, same file count and sizes as the batch ends up holding, give or take the
-  one-line ``handle`` / ``collections`` files).
+  one-line ``handle`` / ``collections`` files), then fsyncs every copied file (8 at a time,
+  as many as resync-sword's workers): resync-sword's batch is on disk when its run ends (each
+  item folder is fsynced before it enters the batch), so the target compares like with like.
+  The copy left in the page cache is printed too: it bounds what any tool can do that reads
+  every byte through MD5 (here MD5 runs at about half the speed of a kernel copy).
 - Both start with the export in the page cache and nothing dirty (it is fsynced first), so
-  neither pays for the other's writeback. Both are timed until their process exits (``cp``
-  does not fsync; resync-sword does what its crash-safety needs and no more).
+  neither pays for the other's writeback.
 
-Target: resync-sword's MB/s at least 0.8 x the copy's.
+Target: resync-sword's MiB/s at least 0.8 x the durable copy's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import os
 import random
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,21 +122,25 @@ def write_export(root: Path, items: int, *, seed: int = 4) -> Export:
     return Export(root, items, files, total, md5s)
 
 
-def fsync_tree(root: Path) -> None:
-    """Every file and folder under ``root`` on disk (so the next step starts with nothing
-    dirty: writeback of one step does not slow the next)."""
+def fsync_tree(root: Path, *, threads: int = 8) -> None:
+    """Every file, then every folder, under ``root`` on disk, ``threads`` fsyncs at a time (as
+    many as resync-sword's default workers, so the disk sees the same queue depth)."""
+    files: list[str] = []
+    folders: list[str] = []
     for folder, _dirs, names in os.walk(root):
-        for name in names:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        files += [os.path.join(folder, name) for name in names]
+        folders.append(folder)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(_fsync, files))
+        list(pool.map(_fsync, folders))
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def tree_size(root: Path) -> tuple[int, int]:

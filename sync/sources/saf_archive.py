@@ -98,9 +98,12 @@ class DirArchive:
 
 
 def any_symlink(base: Path, name: str) -> bool:
-    """Whether a component of ``name`` under ``base`` is a symlink (one ``lstat`` for a plain
-    name: much cheaper than resolving the whole path, which only a symlink needs)."""
+    """Whether ``base`` (an item folder swapped for a link since it was resolved) or a
+    component of ``name`` under it is a symlink: two ``lstat`` calls for a plain name, much
+    cheaper than resolving the whole path, which only a symlink needs."""
     path = str(base)
+    if os.path.islink(path):
+        return True
     for part in name.split("/"):
         path = os.path.join(path, part)
         if os.path.islink(path):

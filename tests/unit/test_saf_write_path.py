@@ -14,7 +14,7 @@ import pytest
 from sync.contracts import Fetched
 from sync.destinations.saf import SafDestination
 from sync.destinations.saf_files import place
-from sync.errors import IntegrityError
+from sync.errors import IntegrityError, SyncError
 from sync.model import Entry
 from sync.sources import saf as saf_source
 from sync.sources.saf import SafSource, file_loc
@@ -166,3 +166,16 @@ def test_a_staged_file_lost_before_completion_is_not_held(tmp_path: Path) -> Non
     assert [h.name for h in dest.contents(container)] == ["x.pdf"]
     (tmp_path / "out" / ".staging" / container.id / "x.pdf").unlink()  # e.g. a power cut
     assert dest.contents(container) == []
+
+
+def test_an_item_folder_swapped_for_a_symlink_after_listing_is_refused(tmp_path: Path) -> None:
+    root = write_export(tmp_path / "export", export_items()[:1])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data 1.csv").write_bytes(b"TOP-SECRET")
+    source, entries = _listed(root)
+    (root / "item_000").rename(tmp_path / "moved")
+    os.symlink(outside, root / "item_000")
+    with pytest.raises(SyncError, match="outside the item folder"):
+        source.fetch(entries[file_loc("123456789/11", "data 1.csv")])
+    source.close()
