@@ -39,6 +39,8 @@ class Fetched:
     filename: str
     content_type: str
     discard_fn: Callable[[], None] = lambda: None
+    # a temporary copy only this run holds: a destination may link it in place of copying
+    temporary: bool = False
 
     def discard(self) -> None:
         """Remove the temporary copy (sources that hand out their own files do nothing)."""

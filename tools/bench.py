@@ -308,9 +308,10 @@ class Bench:
     sequential_items: int
     tmp: Path
     timeout: float = 3600.0
-    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "5"})
+    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "4", "5"})
     polite_items: int = 300
     small_items: int = 300  # part 1 runs at this size too (start-up weighs more)
+    saf_items: int = 2000
     capacity: int = 4
     capacity_latency: float = 0.1
     seq_rate: float | None = None  # sequential items/s measured in part 1, reused by part 5
@@ -351,6 +352,10 @@ class Bench:
                 self.list_memory(sword, sd, col)
             if "3b" in self.only:
                 self.big_file(sword, sd, col)
+            if "4" in self.only:
+                from tools.bench_saf import saf_writing
+
+                self.rows += saf_writing(self)
             if "5" in self.only:
                 self.politeness(sword, sd, col)
         finally:
@@ -728,13 +733,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--polite-items", type=int, default=300, help="items of part 5 (300)")
-    p.add_argument("--only", default="1,2,3a,3b,5", help="parts to run (1,2,3a,3b,5)")
+    p.add_argument("--saf-items", type=int, default=2000, help="items of part 4 (2000)")
+    p.add_argument("--only", default="1,2,3a,3b,4,5", help="parts to run (1,2,3a,3b,4,5)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     a = p.parse_args(argv)
     if a.quick:
         a.items, a.mirror, a.entries, a.big_file_mib = 30, 200, 2000, 4
         a.small_items, a.sequential_items = 10, 10
         a.polite_items = 20
+        a.saf_items = 20
         a.latency = min(a.latency, 0.005)
         a.workers = min(a.workers, 8)
     tmp = Path(tempfile.mkdtemp(prefix="rsw-bench-"))
@@ -750,6 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp=tmp,
         only=frozenset(a.only.split(",")),
         polite_items=a.polite_items,
+        saf_items=a.saf_items,
     )
     try:
         rows = bench.run()

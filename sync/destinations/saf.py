@@ -19,7 +19,7 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..contracts import (
@@ -37,6 +37,7 @@ from ..saf import contents as saf_contents
 from ..saf import dublin_core, handles
 from ..saf.script import Step, import_script
 from .saf_batches import ADD, REPLACE, Batches, batch_name, write_atomic
+from .saf_files import fsync_path, place, sync_folder
 
 STAGING = ".staging"
 RESERVED = frozenset({"contents", "collections", "handle", "relationships", "dublin_core.xml"})
@@ -53,6 +54,13 @@ def _md5(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 @dataclass
@@ -78,7 +86,13 @@ class Staged:
         return cls(files=files, **raw)
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+        data = {
+            "kind": self.kind,
+            "collection": self.collection,
+            "handle": self.handle,
+            "files": [{"name": f.name, "md5": f.md5, "size": f.size} for f in self.files],
+        }
+        return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
 class SafDestination:
@@ -196,7 +210,7 @@ class SafDestination:
         staging = self._staging(name)
         filename = self._file_name(file.filename, staged)
         part = staging / f".part-{filename}"
-        shutil.copyfile(file.path, part)
+        place(file, part)
         os.replace(part, staging / filename)
         staged.files.append(StagedFile(filename, file.md5, file.size))
         self._save(name, staged)
@@ -230,10 +244,13 @@ class SafDestination:
             raise DepositError("nothing staged to complete", resource=name)
         staging = self._staging(name)
         lines = [saf_contents.ContentsLine(f.name, bundle="ORIGINAL") for f in staged.files]
-        write_atomic(staging / "contents", saf_contents.render(lines).encode("utf-8"))
-        write_atomic(staging / "collections", f"{staged.collection}\n".encode())
+        write_atomic(
+            staging / "contents", saf_contents.render(lines).encode("utf-8"), durable=False
+        )
+        write_atomic(staging / "collections", f"{staged.collection}\n".encode(), durable=False)
         if staged.kind == ADD and staged.handle:
-            write_atomic(staging / "handle", f"{staged.handle}\n".encode())
+            write_atomic(staging / "handle", f"{staged.handle}\n".encode(), durable=False)
+        sync_folder(staging)  # the whole item on disk before it enters the batch
         batch = self._run_batch()
         target = self.batches.dir(batch) / staged.kind / name
         with self._lock:
@@ -258,8 +275,13 @@ class SafDestination:
 
     def contents(self, container: Container) -> list[HeldFile]:
         staged = self._load(container.id)
-        if staged is not None:
-            return [HeldFile(f.name, f.name, f.md5, f.size) for f in staged.files]
+        if staged is not None:  # a file lost from staging (a power cut) is not held
+            staging = self._staging(container.id)
+            return [
+                HeldFile(f.name, f.name, f.md5, f.size)
+                for f in staged.files
+                if _size(staging / f.name) == f.size
+            ]
         folder = self.batches.current_folder(container.id)
         if folder is None:
             return []
@@ -354,7 +376,7 @@ class SafDestination:
         return Staged.from_json(data)
 
     def _save(self, name: str, staged: Staged) -> None:
-        write_atomic(self._json(name), staged.to_json())
+        write_atomic(self._json(name), staged.to_json(), durable=False)
 
     def _discard_staging(self, name: str) -> None:
         self._json(name).unlink(missing_ok=True)
@@ -411,7 +433,7 @@ class SafDestination:
             if dublin_core.schema_of_filename(old.name):
                 old.unlink()
         for filename, data in dublin_core.metadata_files(record).items():
-            write_atomic(folder / filename, data)
+            write_atomic(folder / filename, data, durable=False)
 
     def _finish_batch(self, batch: str) -> None:
         """Write ``IMPORT.sh`` (and the zips) of a batch from what its folder holds."""
@@ -427,6 +449,9 @@ class SafDestination:
             for kind in (ADD, REPLACE):
                 if (folder / kind).is_dir():
                     self._zip(folder, kind)
+        for kind in (ADD, REPLACE):  # the renames of its item folders on disk, then the script
+            if (folder / kind).is_dir():
+                fsync_path(folder / kind)
         script = import_script(
             batch,
             earlier_adds=earlier,

@@ -6,11 +6,13 @@ without a bundle means ORIGINAL (DSpace puts a file named ``license`` into LICEN
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import SyncError
 
 ORIGINAL = "ORIGINAL"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 LICENSE = "LICENSE"
 
 
@@ -58,7 +60,7 @@ def check_member_name(name: str, *, resource: str) -> str:
     parts = name.replace("\\", "/").split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise ContentsError(f"file name {name!r} leads outside the item folder", resource=resource)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if _CONTROL.search(name):
         raise ContentsError(f"file name {name!r} has control characters", resource=resource)
     return name
 

@@ -12,6 +12,7 @@ hostile XML make that item fail (an error of the listing); the other items are r
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mimetypes
 import os
 import shutil
@@ -32,6 +33,9 @@ from ..model import Entry, Item, Link
 from ..saf import contents as saf_contents
 from ..saf import dublin_core, handles
 from .saf_archive import Archive, ArchiveError, open_archive
+from .saf_hashing import Hashed, HashMemo, copy_unchanged, hash_stream, ordered_map
+
+HASH_THREADS = min(4, os.cpu_count() or 1)  # item folders read and hashed at once by a listing
 
 SCHEME = "saf:"
 METADATA = "metadata"
@@ -88,6 +92,8 @@ class SafSource:
         self._archive: Archive | None = None
         self._folders: dict[str, str] | None = None  # key -> folder
         self._tmp: Path | None = None
+        self._numbers = itertools.count()  # temporary file names (next() is atomic)
+        self._hashed = HashMemo()  # files the listing hashed, copied unhashed by the fetch
 
     # -- the archive -------------------------------------------------------------------------
     @property
@@ -143,15 +149,30 @@ class SafSource:
             errors.append(ArchiveError(f"cannot read the archive ({exc})", resource=self.location))
             return
         seen: dict[str, str] = {}
-        for folder in folders:
-            try:
-                key = self._key(folder)
-                if key in seen:
-                    raise ArchiveError(
-                        f"handle {key} is also the handle of {seen[key]}", resource=folder
-                    )
+
+        def keyed() -> Iterator[tuple[str, str]]:
+            for folder in folders:
+                try:
+                    key = self._key(folder)
+                    if key in seen:
+                        raise ArchiveError(
+                            f"handle {key} is also the handle of {seen[key]}", resource=folder
+                        )
+                except SyncError as exc:
+                    errors.append(exc)
+                    continue
+                except OSError as exc:
+                    errors.append(ArchiveError(f"cannot read the item ({exc})", resource=folder))
+                    continue
                 seen[key] = folder
-                entries = self._item_entries(folder, key)
+                yield folder, key
+
+        # item folders are read and hashed a few at a time in threads, given out in order
+        for (folder, _key), future in ordered_map(
+            lambda pair: self._item_entries(*pair), keyed(), workers=HASH_THREADS
+        ):
+            try:
+                entries = future.result()
             except SyncError as exc:
                 errors.append(exc)
                 continue
@@ -184,7 +205,9 @@ class SafSource:
                     resource=f"{folder}/{line.name}",
                 )
             with self.archive.open_member(folder, line.name) as fh:
-                md5, size = _digest(fh)
+                md5, size, stamp = hash_stream(fh)
+            if stamp is not None:
+                self._hashed.remember(folder, line.name, Hashed(stamp, md5, size))
             files.append(
                 Entry(
                     loc=file_loc(key, line.name),
@@ -224,9 +247,11 @@ class SafSource:
         return self._fetch_file(entry, folder, parsed.name)
 
     def _temp_file(self, suffix: str) -> Path:
-        handle, name = tempfile.mkstemp(dir=self._tmpdir(), suffix=suffix)
-        os.close(handle)
-        return Path(name)
+        """A new empty file in this source's private temporary folder (numbered: cheaper than
+        mkstemp's random names; the folder is ours alone)."""
+        path = self._tmpdir() / f"{next(self._numbers)}{suffix}"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return path
 
     def _fetch_metadata(self, entry: Entry, folder: str) -> Fetched:
         roots, fingerprint = self._metadata_roots(folder, entry.loc)
@@ -248,13 +273,23 @@ class SafSource:
             filename="metadata.xml",
             content_type="application/xml",
             discard_fn=lambda: path.unlink(missing_ok=True),
+            temporary=True,
         )
 
     def _fetch_file(self, entry: Entry, folder: str, name: str) -> Fetched:
         path = self._temp_file(".bin")
+        hashed = self._hashed.take(folder, name)
+        if hashed is not None and entry.hash("md5") not in (None, hashed.md5):
+            hashed = None  # listed by another pass: hash it again
         try:
-            with self.archive.open_member(folder, name) as src, path.open("wb") as dst:
-                md5, size = _digest(src, dst)
+            with self.archive.open_member(folder, name) as src:
+                if hashed is not None and copy_unchanged(src, path, hashed):
+                    md5, size = hashed.md5, hashed.size
+                else:
+                    if hashed is not None:
+                        src.seek(0)  # it changed, or the copy broke off: copy and hash it
+                    with path.open("wb") as dst:
+                        md5, size = _digest(src, dst)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -274,6 +309,7 @@ class SafSource:
             filename=safe_filename(name),
             content_type=entry.type or "application/octet-stream",
             discard_fn=lambda: path.unlink(missing_ok=True),
+            temporary=True,
         )
 
     # -- identity ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ symlink members are refused and never read.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from collections.abc import Iterator
@@ -44,9 +45,11 @@ class DirArchive:
         self.root = root.resolve()
         self.location = str(root)
         self.problems: list[ArchiveError] = []
+        self._bases: dict[str, Path] = {}  # item folder -> its resolved path
 
     def folders(self) -> list[str]:
         self.problems = []
+        self._bases = {}
         found = []
         for marker in sorted(self.root.glob(f"*/{METADATA_MARKER}")) + sorted(
             self.root.glob(f"*/*/{METADATA_MARKER}")
@@ -63,8 +66,12 @@ class DirArchive:
 
     def _path(self, folder: str, name: str) -> Path:
         check_member_name(name, resource=f"{folder}/{name}")
-        base = (self.root / folder).resolve()
+        base = self._bases.get(folder)
+        if base is None:
+            base = self._bases[folder] = (self.root / folder).resolve()
         path = base / name
+        if not any_symlink(base, name):
+            return path  # the name has no '..' and no symlink: it is inside the folder
         resolved = path.resolve()
         if not resolved.is_relative_to(base):
             raise ArchiveError(
@@ -88,6 +95,20 @@ class DirArchive:
 
     def close(self) -> None:
         return None
+
+
+def any_symlink(base: Path, name: str) -> bool:
+    """Whether ``base`` (an item folder swapped for a link since it was resolved) or a
+    component of ``name`` under it is a symlink: two ``lstat`` calls for a plain name, much
+    cheaper than resolving the whole path, which only a symlink needs."""
+    path = str(base)
+    if os.path.islink(path):
+        return True
+    for part in name.split("/"):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return True
+    return False
 
 
 def _unsafe_member(name: str) -> bool:
