@@ -17,6 +17,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from ...entry_factory import make_entry
 from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
@@ -103,8 +104,10 @@ def build_entry(doc_url: str, raw: Raw) -> Entry:
         change = md.get("change")
         if change is not None and change not in ("created", "updated", "deleted"):
             raise DocumentError(f"unknown change type {change!r}", resource=loc)
-        hashes = parse_hashes(md.get("hash"), where=loc)
-        length = _int(md.get("length"), where=loc)
+        value = md.get("hash")
+        hashes = parse_hashes(value, where=loc) if value else ()
+        value = md.get("length")
+        length = None if value is None else _int(value, where=loc)
         mtype, capability = md.get("type"), md.get("capability")
         value = md.get("datetime")
         change_time = None if value is None else _datetime(value, loc)
@@ -112,18 +115,18 @@ def build_entry(doc_url: str, raw: Raw) -> Entry:
         md_from = None if value is None else _datetime(value, loc)
         value = md.get("until")
         md_until = None if value is None else _datetime(value, loc)
-    return Entry(
-        loc=loc,
-        lastmod=None if lastmod is None else _datetime(lastmod, loc),
-        hashes=hashes,
-        length=length,
-        type=mtype,
-        links=tuple(ln for ln in (_link(x, loc) for x in lns) if ln is not None) if lns else (),
-        change=change,
-        change_time=change_time,
-        capability=capability,
-        md_from=md_from,
-        md_until=md_until,
+    return make_entry(
+        loc,
+        None if lastmod is None else _datetime(lastmod, loc),
+        hashes,
+        length,
+        mtype,
+        tuple(ln for ln in (_link(x, loc) for x in lns) if ln is not None) if lns else (),
+        change,
+        change_time,
+        capability,
+        md_from,
+        md_until,
     )
 
 
