@@ -1,4 +1,4 @@
-"""Building many ``Entry`` objects fast, for list parsers.
+"""Building many ``Entry`` (and ``Link``) objects fast, for list parsers.
 
 ``Entry`` is a frozen dataclass: its generated ``__init__`` sets each of its 11 fields through
 ``object.__setattr__``, which costs more than the rest of reading an entry from a sitemap
@@ -30,16 +30,20 @@ _FIELDS = (
 )
 
 
-def _layout_is_plain() -> bool:
-    """Whether filling ``__dict__`` makes the same object as ``Entry.__init__``."""
+_LINK_FIELDS = ("rel", "href", "type", "attrs")
+
+
+def _layout_is_plain(cls: type, names: tuple[str, ...]) -> bool:
+    """Whether filling ``__dict__`` makes the same object as ``cls.__init__``."""
     return (
-        tuple(f.name for f in fields(Entry)) == _FIELDS
-        and not hasattr(Entry, "__post_init__")
-        and "__slots__" not in vars(Entry)
+        tuple(f.name for f in fields(cls)) == names
+        and not hasattr(cls, "__post_init__")
+        and "__slots__" not in vars(cls)
     )
 
 
-FAST = _layout_is_plain()
+FAST = _layout_is_plain(Entry, _FIELDS)
+FAST_LINK = _layout_is_plain(Link, _LINK_FIELDS)
 _new = object.__new__
 _set = object.__setattr__
 
@@ -82,3 +86,12 @@ def make_entry(
         },
     )
     return e
+
+
+def make_link(rel: str, href: str, type: str | None, attrs: tuple[tuple[str, str], ...]) -> Link:
+    """``Link(rel, href, type, attrs)``, the same way as ``make_entry``."""
+    if not FAST_LINK:
+        return Link(rel, href, type, attrs)
+    ln: Link = _new(Link)
+    _set(ln, "__dict__", {"rel": rel, "href": href, "type": type, "attrs": attrs})
+    return ln

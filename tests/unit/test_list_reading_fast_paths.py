@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import urljoin
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from sync import entry_factory
-from sync.entry_factory import make_entry
+from sync.entry_factory import make_entry, make_link
 from sync.errors import OutsideSourceError
 from sync.http import Http, host_key
 from sync.model import Entry, Link
+from sync.sources.resourcesync.link_urls import resolve_href
 from sync.sources.resourcesync.origin_memo import OriginMemo, origin_prefix
 
 T = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -43,6 +47,53 @@ def test_make_entry_falls_back_when_entry_changes(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(entry_factory, "FAST", False)
     e = make_entry("https://s/a", None, (), None, None, (), None, None, None, None, None)
     assert e == Entry("https://s/a")
+
+
+def test_make_link_is_the_same_object_as_the_constructor() -> None:
+    assert entry_factory.FAST_LINK
+    args = ("describedby", "https://s/md", "application/xml", (("pri", "1"),))
+    fast, plain = make_link(*args), Link(*args)
+    assert (fast, hash(fast), repr(fast)) == (plain, hash(plain), repr(plain))
+    with pytest.raises(AttributeError):
+        fast.href = "https://elsewhere/"  # type: ignore[misc]
+
+
+# -- resolve_href ----------------------------------------------------------------------------
+
+TRICKY = "ab/:.?#;[]@%&=+ \t\n~'\\é\u00a0-_0HTps"
+bases = st.sampled_from(
+    ["http://s.example/r/1", "https://s.example/a/b?q#f", "HTTP://S/x", "file:///x", "", "rel/x"]
+)
+hrefs = st.one_of(
+    st.text(TRICKY, max_size=30),
+    st.builds(
+        lambda scheme, rest: scheme + rest,
+        st.sampled_from(["http://", "https://", "HTTP://", "http:", "http:///"]),
+        st.text(TRICKY, max_size=30),
+    ),
+)
+
+
+@given(bases, hrefs)
+@example("http://s.example/r/1", "http://h/a/../b")
+@example("https://s.example/r/1", "http://h/p")
+@example("http://s.example/r/1", "http://h/p?")
+@example("http://s.example/r/1", "http://h/p;x")
+@example("http://s.example/r/1", "http://[::1]/p")
+@example("http://s.example/r/1", "http://h/a\tb")
+def test_resolve_href_is_urljoin(base: str, href: str) -> None:
+    try:
+        expected = urljoin(base, href)
+    except ValueError:  # urljoin refuses it: so must resolve_href
+        with pytest.raises(ValueError):
+            resolve_href(base, href)
+        return
+    assert resolve_href(base, href) == expected
+
+
+def test_resolve_href_reads_relative_links_against_the_entry() -> None:
+    assert resolve_href("http://s.example/r/1", "../md/1") == "http://s.example/md/1"
+    assert resolve_href("http://s.example/r/1", "http://o.example/x") == "http://o.example/x"
 
 
 # -- OriginMemo ------------------------------------------------------------------------------
