@@ -29,6 +29,7 @@ from ..contracts import (
 )
 from ..errors import ConfigError, SyncError, redact
 from ..model import Entry, Link
+from .resource_rows import ResourceRow, links_text, resource_row, utc_text
 
 SCHEMA_VERSION = 3
 
@@ -119,7 +120,7 @@ def now() -> str:
 
 
 def _dt(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
+    return utc_text(value)
 
 
 def _parse_dt(value: str | None) -> datetime | None:
@@ -127,10 +128,7 @@ def _parse_dt(value: str | None) -> datetime | None:
 
 
 def links_json(links: Iterable[Link]) -> str:
-    return json.dumps(
-        [[ln.rel, ln.href, ln.type, [list(a) for a in ln.attrs]] for ln in links],
-        ensure_ascii=False,
-    )
+    return links_text(links)
 
 
 def links_from_json(text: str) -> tuple[Link, ...]:
@@ -356,7 +354,7 @@ class State:
     def upsert_entries(self, entries: Iterable[Entry], run_id: int, *, batch: int = 2000) -> int:
         """Record list entries (one transaction per batch); returns how many."""
         count = 0
-        rows: list[tuple[Any, ...]] = []
+        rows: list[ResourceRow] = []
 
         def flush() -> None:
             with self.tx():
@@ -380,22 +378,7 @@ class State:
             rows.clear()
 
         for e in entries:
-            rows.append(
-                (
-                    e.loc,
-                    _dt(e.lastmod),
-                    e.hash("md5"),
-                    e.hash("sha-1"),
-                    e.hash("sha-256"),
-                    e.length,
-                    e.type,
-                    links_json(e.links),
-                    run_id,
-                    run_id,
-                    e.change,
-                    _dt(e.change_time),
-                )
-            )
+            rows.append(resource_row(e, run_id))
             count += 1
             if len(rows) >= batch:
                 flush()

@@ -17,11 +17,13 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
+from ...entry_factory import make_entry, make_link
 from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
+from .link_urls import resolve_href
 from .sitemap_parser import Raw, attr_name, iter_entries
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -30,6 +32,7 @@ MAX_ENTRIES = 50_000  # the sitemap protocol's limit per document
 MAX_BYTES = 60 * 1024 * 1024  # 50 MB allowed by the protocol, plus slack
 _HASH_NAMES = {"md5": "md5", "sha-1": "sha-1", "sha1": "sha-1", "sha-256": "sha-256"}
 _HASH_NAMES["sha256"] = "sha-256"
+_LINK_ATTRS = frozenset(("rel", "href", "type"))  # the rest go to Link.attrs
 
 
 def parse_hashes(value: str | None, *, where: str) -> tuple[tuple[str, str], ...]:
@@ -69,12 +72,13 @@ def _link(attrs: dict[str, str], where: str) -> Link | None:
     rel, href = attrs.get("rel"), attrs.get("href")
     if not rel or not href:
         return None
-    extra = tuple(
-        sorted((attr_name(k), v) for k, v in attrs.items() if k not in ("rel", "href", "type"))
-    )
+    if _LINK_ATTRS.issuperset(attrs):
+        extra: tuple[tuple[str, str], ...] = ()
+    else:
+        extra = tuple(sorted((attr_name(k), v) for k, v in attrs.items() if k not in _LINK_ATTRS))
     # sitemaps should carry absolute URLs; a relative one is read against its resource's URL
-    href = urljoin(where, href.strip())
-    return Link(rel=rel.strip().lower(), href=href, type=attrs.get("type"), attrs=extra)
+    href = resolve_href(where, href.strip())
+    return make_link(rel.strip().lower(), href, attrs.get("type"), extra)
 
 
 def _datetime(value: str | None, where: str) -> datetime | None:
@@ -103,8 +107,10 @@ def build_entry(doc_url: str, raw: Raw) -> Entry:
         change = md.get("change")
         if change is not None and change not in ("created", "updated", "deleted"):
             raise DocumentError(f"unknown change type {change!r}", resource=loc)
-        hashes = parse_hashes(md.get("hash"), where=loc)
-        length = _int(md.get("length"), where=loc)
+        value = md.get("hash")
+        hashes = parse_hashes(value, where=loc) if value else ()
+        value = md.get("length")
+        length = None if value is None else _int(value, where=loc)
         mtype, capability = md.get("type"), md.get("capability")
         value = md.get("datetime")
         change_time = None if value is None else _datetime(value, loc)
@@ -112,18 +118,18 @@ def build_entry(doc_url: str, raw: Raw) -> Entry:
         md_from = None if value is None else _datetime(value, loc)
         value = md.get("until")
         md_until = None if value is None else _datetime(value, loc)
-    return Entry(
-        loc=loc,
-        lastmod=None if lastmod is None else _datetime(lastmod, loc),
-        hashes=hashes,
-        length=length,
-        type=mtype,
-        links=tuple(ln for ln in (_link(x, loc) for x in lns) if ln is not None) if lns else (),
-        change=change,
-        change_time=change_time,
-        capability=capability,
-        md_from=md_from,
-        md_until=md_until,
+    return make_entry(
+        loc,
+        None if lastmod is None else _datetime(lastmod, loc),
+        hashes,
+        length,
+        mtype,
+        tuple(ln for ln in (_link(x, loc) for x in lns) if ln is not None) if lns else (),
+        change,
+        change_time,
+        capability,
+        md_from,
+        md_until,
     )
 
 

@@ -77,8 +77,14 @@ def defused_parser() -> Any:
 
 def iter_raw_entries(path: Path, url: str, max_entries: int) -> Iterator[Raw]:
     """The raw entries (children ``<url>`` / ``<sitemap>`` of the root) of the document at
-    ``path``; malformed or refused XML and more than ``max_entries`` raise ``DocumentError``."""
+    ``path``; malformed or refused XML and more than ``max_entries`` raise ``DocumentError``.
+
+    The callbacks run about eleven times per entry, so they test the common case (depth 3)
+    first; element names are interned as the module's constants, so a matching comparison
+    is an identity check."""
     parser = defused_parser()
+    for name in (_URL, _SITEMAP, _LOC, _LASTMOD, _MD, _LN):
+        parser.intern[name] = name
     ready: list[Raw] = []
     depth = 0
     count = 0
@@ -86,38 +92,43 @@ def iter_raw_entries(path: Path, url: str, max_entries: int) -> Iterator[Raw]:
     lastmod: str | None = None
     md: dict[str, str] | None = None
     lns: list[dict[str, str]] = []
-    text: list[str] | None = None  # text of the <loc> / <lastmod> being read
-    capturing = ""
+    text: list[str] | None = None  # pieces of the <loc> / <lastmod> being read, if any
+    reading_loc = False
     in_entry = False
 
     def start(name: str, attrs: dict[str, str]) -> None:
-        nonlocal depth, loc, lastmod, md, lns, text, capturing, in_entry
+        nonlocal depth, loc, lastmod, md, lns, text, reading_loc, in_entry
         depth += 1
-        if depth == 2:
-            in_entry = name in (_URL, _SITEMAP)
-            if in_entry:
-                loc = lastmod = md = None
-                lns = []
-        elif depth == 3 and in_entry:
-            if name == _LOC and loc is None:
-                text, capturing = [], _LOC
-            elif name == _LASTMOD and lastmod is None:
-                text, capturing = [], _LASTMOD
+        if depth == 3:
+            if not in_entry:
+                return
+            if name == _LOC:
+                if loc is None:
+                    text, reading_loc = [], True
+            elif name == _LASTMOD:
+                if lastmod is None:
+                    text, reading_loc = [], False
             elif name == _MD:
                 if md is None:
                     md = attrs
             elif name == _LN:
                 lns.append(attrs)
+        elif depth == 2:
+            in_entry = name in (_URL, _SITEMAP)
+            if in_entry:
+                loc = lastmod = md = None
+                lns = []
 
     def end(name: str) -> None:
-        nonlocal depth, loc, lastmod, text, capturing, in_entry, count
-        if depth == 3 and text is not None:
-            value = "".join(text)
-            if capturing == _LOC:
-                loc = value
-            else:
-                lastmod = value
-            text, capturing = None, ""
+        nonlocal depth, loc, lastmod, text, in_entry, count
+        if depth == 3:
+            if text is not None:
+                value = text[0] if len(text) == 1 else "".join(text)
+                if reading_loc:
+                    loc = value
+                else:
+                    lastmod = value
+                text = None
         elif depth == 2 and in_entry:
             in_entry = False
             count += 1
@@ -132,7 +143,7 @@ def iter_raw_entries(path: Path, url: str, max_entries: int) -> Iterator[Raw]:
 
     def data(chunk: str) -> None:
         if text is not None and depth == 3:
-            text.append(chunk)
+            text.append(chunk)  # one piece, unless split by a read or expat's buffer
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end

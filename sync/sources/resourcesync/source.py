@@ -20,6 +20,7 @@ from ...http import Http
 from ...model import Entry, Item
 from .discovery import SourcePlan, discover
 from .lists import ListReader
+from .origin_memo import OriginMemo
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,10 @@ class ResourceSyncSource:
 
     def _inside(self, entries: Iterator[Entry]) -> Iterator[Entry]:
         """Entries whose URL is outside the source's hosts are refused (and reported)."""
+        check = OriginMemo(lambda url: self.http.check_allowed(url, what="resource"))
         for e in entries:
             try:
-                self.http.check_allowed(e.loc, what="resource")
+                check(e.loc)
             except SyncError as exc:
                 self._refused.append(exc)
                 continue
