@@ -61,7 +61,12 @@ class Fetcher:
                 resource=entry.loc,
                 hint="raise max_file_size in the pipeline if this file is expected",
             )
-        dl = self.http.download(entry.loc, max_bytes=self.max_file_size, directory=self.tmpdir)
+        dl = self.http.download(
+            entry.loc,
+            max_bytes=self.max_file_size,
+            directory=self.tmpdir,
+            digests={algorithm for algorithm, _ in entry.hashes},
+        )
         try:
             verify(entry, dl)
             # libmagic only when the source announced no type: it is slow and single-locked,

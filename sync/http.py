@@ -15,7 +15,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -195,14 +195,15 @@ class Permit:
 
 @dataclass
 class Download:
-    """A resource streamed to a temporary file, with the digests computed on the way."""
+    """A resource streamed to a temporary file, with the digests computed on the way (MD5
+    always: deposits send it; SHA-1 / SHA-256 only when asked for, to check a source's)."""
 
     url: str
     path: Path
     size: int
     md5: str
-    sha1: str
-    sha256: str
+    sha1: str | None
+    sha256: str | None
     content_type: str | None
     filename: str | None  # from Content-Disposition, decoded
 
@@ -506,9 +507,16 @@ class Http:
         return data
 
     def download(
-        self, url: str, *, max_bytes: int | None = None, directory: str | None = None
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        directory: str | None = None,
+        digests: Collection[str] = (),
     ) -> Download:
-        """Stream ``url`` into a temporary file, hashing on the way; retried as a whole."""
+        """Stream ``url`` into a temporary file, hashing on the way (MD5, and ``digests``:
+        "sha-1", "sha-256"); retried as a whole."""
+        want_sha1, want_sha256 = "sha-1" in digests, "sha-256" in digests
 
         def attempt() -> Download:
             resp = self.request("GET", url, stream=True)
@@ -521,7 +529,9 @@ class Http:
                         resource=url,
                         hint="raise max_file_size in the pipeline if this file is expected",
                     )
-                md5, sha1, sha256 = hashlib.md5(), hashlib.sha1(), hashlib.sha256()
+                md5 = hashlib.md5()
+                sha1 = hashlib.sha1() if want_sha1 else None
+                sha256 = hashlib.sha256() if want_sha256 else None
                 fd, name = tempfile.mkstemp(prefix="rsw-", suffix=".part", dir=directory)
                 size = 0
                 try:
@@ -535,8 +545,10 @@ class Http:
                                         resource=url,
                                     )
                                 md5.update(chunk)
-                                sha1.update(chunk)
-                                sha256.update(chunk)
+                                if sha1 is not None:
+                                    sha1.update(chunk)
+                                if sha256 is not None:
+                                    sha256.update(chunk)
                                 out.write(chunk)
                         except TransportError as exc:
                             raise RetryableError(_truncated(url, exc)) from None
@@ -548,8 +560,8 @@ class Http:
                     path=Path(name),
                     size=size,
                     md5=md5.hexdigest(),
-                    sha1=sha1.hexdigest(),
-                    sha256=sha256.hexdigest(),
+                    sha1=None if sha1 is None else sha1.hexdigest(),
+                    sha256=None if sha256 is None else sha256.hexdigest(),
                     content_type=resp.headers.get("Content-Type"),
                     filename=filename_from_disposition(resp.headers.get("Content-Disposition")),
                 )
