@@ -1,11 +1,11 @@
 """OAI-PMH 2.0 requests and responses: streaming, defended, one page at a time.
 
 Every response page is downloaded to a temporary file through ``Http`` (allow-list, timeouts,
-HTTP 503 + ``Retry-After`` waited out and the same request repeated) and parsed with
-defusedxml's ``iterparse`` (no DTDs, no entities): records are yielded one by one and cleared,
-so memory does not grow with the repository. Lists follow resumption tokens; an expired token
-restarts the listing from the last datestamp seen, a token seen twice or a list that never
-ends is an error (the caller's pass is then partial).
+HTTP 503 + ``Retry-After`` waited out and the same request repeated) and parsed streaming
+with defusedxml's defences (``xmlpull``: no DTDs, no entities): records are yielded one by one
+and cleared, so memory does not grow with the repository. Lists follow resumption tokens; an
+expired token restarts the listing from the last datestamp seen, a token seen twice or a list
+that never ends is an error (the caller's pass is then partial).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
+from .xmlpull import iterparse
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class _Page:
         depth = 0
         verb_seen = False
         try:
-            for event, el in iterparse(str(self.path), events=("start", "end"), forbid_dtd=True):
+            for event, el in iterparse(self.path):
                 if event == "start":
                     depth += 1
                     if depth == 1 and el.tag != f"{OAI}OAI-PMH":
