@@ -7,11 +7,10 @@ listing when a repository offers both METS and ORE.
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
 from xml.etree.ElementTree import Element
 
 from ...errors import DocumentError
-from .files import FileDesc, parse_length, parse_md5
+from .files import FileDesc, parse_length, parse_md5, resolve, wanted
 
 METS = "{http://www.loc.gov/METS/}"
 XLINK = "{http://www.w3.org/1999/xlink}"
@@ -26,7 +25,7 @@ def _file(el: Element, bundle: str | None, where: str) -> FileDesc:
     raw = (loc.get(f"{XLINK}href") or "").strip() if loc is not None else ""
     if not raw:
         raise DocumentError("a METS file has no FLocat href", resource=where)
-    href = urljoin(where, raw)
+    href = resolve(where, raw)
     algorithm = (el.get("CHECKSUMTYPE") or "").strip().upper()
     checksum = el.get("CHECKSUM")
     if checksum and algorithm not in ("MD5", ""):
@@ -42,13 +41,18 @@ def _file(el: Element, bundle: str | None, where: str) -> FileDesc:
     )
 
 
-def parse_mets(root: Element, *, where: str) -> list[FileDesc]:
-    """Every file of every ``fileGrp`` (its ``USE`` is the bundle), in document order."""
+def parse_mets(
+    root: Element, *, where: str, bundles: tuple[str, ...] | None = None
+) -> list[FileDesc]:
+    """Every file of every ``fileGrp`` (its ``USE`` is the bundle), in document order; with
+    ``bundles`` (upper-case), only theirs: the others are neither read nor checked."""
     if not is_mets(root):
         raise DocumentError(f"not a METS document (root <{root.tag}>)", resource=where)
     files: list[FileDesc] = []
     for group in root.iter(f"{METS}fileGrp"):
         bundle = (group.get("USE") or "").strip().upper() or None
+        if not wanted(bundle, bundles):
+            continue
         for el in group.findall(f"{METS}file"):
             files.append(_file(el, bundle, where))
     return files

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.etree.ElementTree import Element, tostring
 
 from ...contracts import Changes, Fetched, Listing
@@ -89,6 +89,7 @@ class OaiPmhSource:
         self._wanted_prefix = metadata_prefix
         self._identify: Identify | None = None
         self._formats: dict[str, str] | None = None
+        self._loc_head: tuple[str, str] | None = None
 
     # -- what the repository offers --------------------------------------------------------
     @property
@@ -124,9 +125,12 @@ class OaiPmhSource:
         return next((p for p in FILE_FORMATS if p in self.formats), None)
 
     def metadata_loc(self, identifier: str) -> str:
-        return self.client.url(
-            "GetRecord", metadataPrefix=self.metadata_prefix, identifier=identifier
-        )
+        """The GetRecord URL of a record: its metadata entry's loc (as ``client.url`` writes
+        it; the part before the identifier is made once)."""
+        prefix = self.metadata_prefix
+        if self._loc_head is None or self._loc_head[0] != prefix:
+            self._loc_head = (prefix, self.client.url("GetRecord", metadataPrefix=prefix) + "&")
+        return self._loc_head[1] + urlencode({"identifier": identifier})
 
     # -- entries ---------------------------------------------------------------------------
     def _files(self, record: Record, where: str) -> list[FileDesc]:
@@ -135,9 +139,9 @@ class OaiPmhSource:
         if root is None or self.files_prefix is None:
             return []
         if mets.is_mets(root):
-            found = mets.parse_mets(root, where=where)
+            found = mets.parse_mets(root, where=where, bundles=self.bundles)
         elif ore.is_resource_map(root):
-            found = ore.parse_resource_map(root, where=where)
+            found = ore.parse_resource_map(root, where=where, bundles=self.bundles)
         else:
             raise DocumentError(
                 f"the {self.files_prefix} record of {record.header.identifier} is not a "
