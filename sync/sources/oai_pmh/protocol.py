@@ -25,6 +25,7 @@ from ...errors import DocumentError, SyncError
 from ...http import Download, Http
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
+from .gcpace import fewer_collections
 from .prefetch import PagePrefetch, peek_token
 from .xmlpull import iterparse
 
@@ -357,7 +358,8 @@ class Harvest:
     def __iter__(self) -> Iterator[Record]:
         fetch = PagePrefetch(self.client.download)
         try:
-            yield from self._walk(fetch)
+            with fewer_collections():
+                yield from self._walk(fetch)
         finally:
             fetch.close()  # the page on its way, if any, is waited for and removed
 

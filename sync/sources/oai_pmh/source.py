@@ -90,6 +90,8 @@ class OaiPmhSource:
         self._identify: Identify | None = None
         self._formats: dict[str, str] | None = None
         self._loc_head: tuple[str, str] | None = None
+        self._profile: tuple[str, tuple[Link, ...]] | None = None
+        self._set_links: dict[tuple[str, ...], tuple[Link, ...]] = {}
 
     # -- what the repository offers --------------------------------------------------------
     @property
@@ -163,6 +165,8 @@ class OaiPmhSource:
             stamp = ore.updated(root)
         elif root is not None and mets.is_mets(root):
             stamp = mets.last_modified(root)
+        if stamp == record.header.datestamp:
+            return record.header.stamp  # the same text: parsed already
         where = record.header.identifier
         try:
             finer = parse_datetime(stamp, where=where) if stamp else None
@@ -190,22 +194,18 @@ class OaiPmhSource:
         lastmod = self._modified(record)
         for f in files:
             self.http.check_allowed(f.href, what=f"file of {header.identifier}")
-        links: list[Link] = []
-        namespace = _NAMESPACES.get(self.metadata_prefix) or self.formats.get(
-            self.metadata_prefix, ""
+        links = (
+            *self._profile_links(),
+            *(Link(rel="describes", href=f.href) for f in files),
+            *self._collection_links(header.sets),
         )
-        if namespace:
-            links.append(Link(rel="profile", href=namespace))
-        links.extend(Link(rel="describes", href=f.href) for f in files)
-        ordered = sorted(header.sets, key=lambda s: (not s.startswith("col_"), s))
-        links.extend(Link(rel="collection", href=spec) for spec in ordered)
         out = [
             Entry(
                 loc=meta_loc,
                 lastmod=lastmod,
                 hashes=self._listed_metadata_md5(record),
                 type=XML_TYPE,
-                links=tuple(links),
+                links=links,
                 change=change,
                 change_time=lastmod if change else None,
             )
@@ -225,6 +225,27 @@ class OaiPmhSource:
                 )
             )
         return out
+
+    def _profile_links(self) -> tuple[Link, ...]:
+        """The metadata format's namespace as a ``profile`` link (made once: every record
+        carries the same)."""
+        prefix = self.metadata_prefix
+        if self._profile is None or self._profile[0] != prefix:
+            namespace = _NAMESPACES.get(prefix) or self.formats.get(prefix, "")
+            links = (Link(rel="profile", href=namespace),) if namespace else ()
+            self._profile = (prefix, links)
+        return self._profile[1]
+
+    def _collection_links(self, sets: tuple[str, ...]) -> tuple[Link, ...]:
+        """A record's sets as ``collection`` links, collections (``col_``) first; made once
+        per combination of sets (a repository has few)."""
+        links = self._set_links.get(sets)
+        if links is None:
+            ordered = sorted(sets, key=lambda s: (not s.startswith("col_"), s))
+            links = tuple(Link(rel="collection", href=spec) for spec in ordered)
+            if len(self._set_links) < 10_000:
+                self._set_links[sets] = links
+        return links
 
     def _harvests(self, verb: ListVerb, prefix: str, from_: str | None) -> Iterator[Harvest]:
         for spec in self.sets or (None,):
