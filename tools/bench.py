@@ -41,6 +41,7 @@ from typing import IO, Any
 import requests
 
 from tools.bench_items import PlainClient, SyncClient, run_items
+from tools.bench_oai import harvest as oai_harvest
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-Pa55word"
@@ -307,8 +308,9 @@ class Bench:
     sequential_items: int
     tmp: Path
     timeout: float = 3600.0
-    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "5"})
+    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "3c", "5"})
     polite_items: int = 300
+    oai_records: int = 100_000
     capacity: int = 4
     capacity_latency: float = 0.1
     seq_rate: float | None = None  # sequential items/s measured in part 1, reused by part 5
@@ -346,6 +348,8 @@ class Bench:
                 self.list_memory(sword, sd, col)
             if "3b" in self.only:
                 self.big_file(sword, sd, col)
+            if "3c" in self.only:
+                oai_harvest(self, Server, sword, sd, col)
             if "5" in self.only:
                 self.politeness(sword, sd, col)
         finally:
@@ -697,12 +701,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--polite-items", type=int, default=300, help="items of part 5 (300)")
-    p.add_argument("--only", default="1,2,3a,3b,5", help="parts to run (1,2,3a,3b,5)")
+    p.add_argument("--oai-records", type=int, default=100_000, help="records of part 3c")
+    p.add_argument("--only", default="1,2,3a,3b,3c,5", help="parts to run (1,2,3a,3b,3c,5)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     a = p.parse_args(argv)
     if a.quick:
         a.items, a.mirror, a.entries, a.big_file_mib = 30, 200, 2000, 4
         a.polite_items = 20
+        a.oai_records = 500
         a.latency = min(a.latency, 0.005)
         a.workers = min(a.workers, 8)
     tmp = Path(tempfile.mkdtemp(prefix="rsw-bench-"))
@@ -717,6 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp=tmp,
         only=frozenset(a.only.split(",")),
         polite_items=a.polite_items,
+        oai_records=a.oai_records,
     )
     try:
         rows = bench.run()
