@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 from xml.etree.ElementTree import ParseError, tostring
 
 import pytest
@@ -17,6 +17,7 @@ from sync.http import Download
 from sync.sources.oai_pmh.files import resolve
 from sync.sources.oai_pmh.gcpace import fewer_collections
 from sync.sources.oai_pmh.prefetch import PagePrefetch, peek_token
+from sync.sources.oai_pmh.source import _identifier_query
 from sync.sources.oai_pmh.xmlpull import iterparse
 
 OAI = b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
@@ -161,3 +162,18 @@ def test_collections_are_paced_during_a_harvest_and_restored_after() -> None:
     assert gc.get_threshold() == before
     with fewer_collections(threshold=1):  # never lowered
         assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "oai:dspace.test:123456789/45",
+        "oai:repo.example.org:10.5072/abc-def_1~2",
+        "oai:x:a b&c=d",
+        "oai:x:Łódź/é",
+        "oai:x:100%",
+        "",
+    ],
+)
+def test_getrecord_locs_are_written_as_urlencode_writes_them(identifier: str) -> None:
+    assert _identifier_query(identifier) == urlencode({"identifier": identifier})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ from ...http import Http
 from ...model import Entry, Item, Link
 from ...w3cdate import parse_datetime
 from . import mets, ore
-from .files import DEFAULT_BUNDLES, FileDesc, select_bundles
+from .files import DEFAULT_BUNDLES, FileDesc
 from .protocol import Harvest, Identify, ListVerb, OaiClient, Record
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class OaiPmhSource:
         prefix = self.metadata_prefix
         if self._loc_head is None or self._loc_head[0] != prefix:
             self._loc_head = (prefix, self.client.url("GetRecord", metadataPrefix=prefix) + "&")
-        return self._loc_head[1] + urlencode({"identifier": identifier})
+        return self._loc_head[1] + _identifier_query(identifier)
 
     # -- entries ---------------------------------------------------------------------------
     def _files(self, record: Record, where: str) -> list[FileDesc]:
@@ -151,7 +152,7 @@ class OaiPmhSource:
                 resource=where,
             )
         unique: dict[str, FileDesc] = {}
-        for f in select_bundles(found, self.bundles):
+        for f in found:  # the wanted bundles' only, as parsed
             unique.setdefault(f.href, f)
         return list(unique.values())
 
@@ -391,6 +392,17 @@ class OaiPmhSource:
 
     def close(self) -> None:
         pass
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z0-9_.~:/\-]+")
+
+
+def _identifier_query(identifier: str) -> str:
+    """``urlencode({"identifier": identifier})``; the usual ``oai:host:123/45`` without
+    urllib's quoting machinery (only ``:`` and ``/`` need escaping there)."""
+    if _PLAIN_IDENTIFIER.fullmatch(identifier):
+        return "identifier=" + identifier.replace(":", "%3A").replace("/", "%2F")
+    return urlencode({"identifier": identifier})
 
 
 def _title(entry: Entry) -> str | None:
