@@ -92,6 +92,10 @@ def harvest(bench: Bench, server_cls: type[Server], sword: Server, sd: str, col:
     if got["records"] != n:
         raise RuntimeError(f"the plain loop read {got['records']} records of {n}")
     resources = json.loads(ours.stdout)["resources"]
+    if resources != 3 * n:  # each record: its metadata and its two ORIGINAL files
+        raise RuntimeError(f"the harvest stored {resources} resources, not {3 * n}")
+    if cli.count("created") != 1:
+        raise RuntimeError(f"baseline --limit 1 did not create one item: {cli.stdout}")
     ratio = ours.seconds / loop.seconds
     mib = got["bytes"] / (1 << 20)
     bench.say(
