@@ -1,10 +1,11 @@
 """The harvest's fast paths (issue #12 target 3) give what the slow ones gave and refuse what
-they refused: the C parser behind defusedxml's checks, the page read ahead, file URLs resolved
-without urllib, the garbage collector paced."""
+they refused: the C parser behind defusedxml's checks, the page read ahead, file URLs and
+GetRecord locs written without urllib, the interpreter tuned while pages are read."""
 
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 from urllib.parse import urlencode, urljoin
 from xml.etree.ElementTree import ParseError, tostring
@@ -15,9 +16,9 @@ from defusedxml.ElementTree import iterparse as defused_iterparse
 
 from sync.http import Download
 from sync.sources.oai_pmh.files import resolve
-from sync.sources.oai_pmh.gcpace import fewer_collections
 from sync.sources.oai_pmh.prefetch import PagePrefetch, peek_token
 from sync.sources.oai_pmh.source import _identifier_query
+from sync.sources.oai_pmh.tuning import reading_pages
 from sync.sources.oai_pmh.xmlpull import iterparse
 
 OAI = b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
@@ -155,13 +156,14 @@ def test_file_urls_resolve_as_urljoin_resolves_them(href: str) -> None:
         assert resolve(base, href) == urljoin(base, href)
 
 
-def test_collections_are_paced_during_a_harvest_and_restored_after() -> None:
-    before = gc.get_threshold()
-    with fewer_collections(threshold=before[0] + 1000):
+def test_the_interpreter_is_tuned_while_pages_are_read_and_restored_after() -> None:
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
+    with reading_pages(threshold=before[0] + 1000, switch_interval=switch / 2):
         assert gc.get_threshold()[0] == before[0] + 1000
-    assert gc.get_threshold() == before
-    with fewer_collections(threshold=1):  # never lowered
-        assert gc.get_threshold() == before
+        assert sys.getswitchinterval() == pytest.approx(switch / 2)
+    assert gc.get_threshold() == before and sys.getswitchinterval() == switch
+    with reading_pages(threshold=1, switch_interval=switch * 2):  # never the other way
+        assert gc.get_threshold() == before and sys.getswitchinterval() == switch
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ from ...errors import DocumentError, SyncError
 from ...http import Download, Http
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
-from .gcpace import fewer_collections
 from .prefetch import PagePrefetch, peek_token
+from .tuning import reading_pages
 from .xmlpull import iterparse
 
 log = logging.getLogger(__name__)
@@ -358,7 +358,7 @@ class Harvest:
     def __iter__(self) -> Iterator[Record]:
         fetch = PagePrefetch(self.client.download)
         try:
-            with fewer_collections():
+            with reading_pages():
                 yield from self._walk(fetch)
         finally:
             fetch.close()  # the page on its way, if any, is waited for and removed

@@ -22,7 +22,7 @@ from xml.parsers import expat
 
 from ..resourcesync.sitemap_parser import defused_parser
 
-CHUNK = 1 << 18
+CHUNK = 1 << 16  # a feed holds the GIL: small ones let the download of the next page go on
 PROLOG_CHUNK = 1 << 14
 
 
