@@ -5,7 +5,8 @@ records in pages of 100 at ``--latency`` per request. On it, in one run:
 
 - the reference: a plain sequential ListRecords loop (``requests`` with keep-alive, one page
   at a time, the resumption token found by a regex, nothing parsed or stored), run as
-  ``python -m tools.bench_oai loop BASE_URL PREFIX`` in a subprocess;
+  ``python -m tools.bench_oai loop BASE_URL PREFIX`` in a subprocess, before and after the
+  harvest (the machine's load drifts: the harvest is compared with the mean of the two);
 - resync-sword's list-reading stage alone (tools/bench_readlists.py: the source's
   ``listing()`` stored by ``upsert_entries``, nothing deposited), in a subprocess: peak RSS,
   wall and CPU time, and its ratio to the loop's time (target <= 1.5x, < 100 MiB);
@@ -70,14 +71,16 @@ def harvest(bench: Bench, server_cls: type[Server], sword: Server, sd: str, col:
         def module(name: str, args: list[str]) -> Any:
             return run_module(name, args, cwd=bench.tmp, env=bench.env, timeout=bench.timeout)
 
-        loop = module("tools.bench_oai", ["loop", oai.base_url]).check()
-        got = json.loads(loop.stdout)
+        # the loop before and after the harvest: on a shared machine the load drifts, the
+        # harvest is compared with the mean of the two loops that bracket it
+        before = module("tools.bench_oai", ["loop", oai.base_url]).check()
         oai.cmd("reset")
         ours = module(
             "tools.bench_readlists",
             [oai.base_url, col("default"), str(bench.tmp / "s3c.sqlite")],
         ).check()
         stats = oai.stats()
+        after = module("tools.bench_oai", ["loop", oai.base_url]).check()
         args = sync_args(
             "baseline",
             oai.base_url,
@@ -89,18 +92,22 @@ def harvest(bench: Bench, server_cls: type[Server], sword: Server, sd: str, col:
         cli = bench.cli([*args, "--limit", "1"]).check()
     finally:
         oai.close()
-    if got["records"] != n:
-        raise RuntimeError(f"the plain loop read {got['records']} records of {n}")
+    got = json.loads(before.stdout)
+    for loop in (before, after):
+        if json.loads(loop.stdout)["records"] != n:
+            raise RuntimeError(f"the plain loop read not {n} records: {loop.stdout}")
     resources = json.loads(ours.stdout)["resources"]
     if resources != 3 * n:  # each record: its metadata and its two ORIGINAL files
         raise RuntimeError(f"the harvest stored {resources} resources, not {3 * n}")
     if cli.count("created") != 1:
         raise RuntimeError(f"baseline --limit 1 did not create one item: {cli.stdout}")
-    ratio = ours.seconds / loop.seconds
+    loop_seconds = (before.seconds + after.seconds) / 2
+    loop_cpu = (before.cpu_seconds + after.cpu_seconds) / 2
+    ratio = ours.seconds / loop_seconds
     mib = got["bytes"] / (1 << 20)
     bench.say(
-        f"   plain loop: {got['pages']} pages, {mib:.0f} MiB in {loop.seconds:.1f} s "
-        f"({loop.cpu_seconds:.1f} s CPU)"
+        f"   plain loop: {got['pages']} pages, {mib:.0f} MiB in {before.seconds:.1f} s before "
+        f"and {after.seconds:.1f} s after the harvest ({loop_cpu:.1f} s CPU)"
     )
     bench.say(
         f"   resync-sword: {resources} resources, {stats['total']} requests, peak RSS "
@@ -110,8 +117,8 @@ def harvest(bench: Bench, server_cls: type[Server], sword: Server, sd: str, col:
     bench.rows += [
         Row(
             f"3c plain ListRecords loop, {n} records",
-            f"{loop.seconds:.1f} s ({got['pages']} pages, {mib:.0f} MiB, "
-            f"{loop.cpu_seconds:.1f} s CPU)",
+            f"{loop_seconds:.1f} s ({before.seconds:.1f} s before, {after.seconds:.1f} s after; "
+            f"{got['pages']} pages, {mib:.0f} MiB, {loop_cpu:.1f} s CPU)",
             "",
             None,
         ),
