@@ -10,7 +10,8 @@ records in pages of 100 at ``--latency`` per request. On it, in one run:
 - resync-sword's list-reading stage alone (tools/bench_readlists.py: the source's
   ``listing()`` stored by ``upsert_entries``, nothing deposited), in a subprocess: peak RSS,
   wall and CPU time, and its ratio to the loop's time (target <= 1.5x, < 100 MiB);
-- the CLI, ``baseline --limit 1`` (the whole listing, then one item deposited): peak RSS.
+- the CLI, ``baseline --limit 1`` (the whole listing, then one item deposited): peak RSS,
+  with row 3a's target for the CLI (< 150 MiB: the engine links and plans after listing).
 
 Both harvest the same pages: ``ListRecords`` with ``metadataPrefix=mets`` (METS carries the
 DIM metadata and the file list with MD5s; it is what the source lists when it is offered), so
@@ -138,8 +139,8 @@ def harvest(bench: Bench, server_cls: type[Server], sword: Server, sd: str, col:
         Row(
             "3c same, CLI baseline --limit 1",
             f"{cli.max_rss_mib:.1f} MiB ({cli.seconds:.1f} s)",
-            "< 100 MiB",
-            cli.max_rss_mib < 100,
+            "< 150 MiB",  # as row 3a's CLI: the engine links and plans after the harvest
+            cli.max_rss_mib < 150,
         ),
     ]
 
