@@ -32,6 +32,10 @@ def test_bench_quick_runs_and_prints_the_table() -> None:
         "3a peak RSS",
         "3a list reading vs resync 2.0.1",
         "3b peak RSS",
+        "3c plain ListRecords loop",
+        "3c peak RSS, harvest into state",
+        "3c harvest / plain loop (time)",
+        "3c same, CLI baseline --limit 1",
         "4 SAF writing / copying",  # its batch was checked file by file (MD5) against the export
         "5 defaults: CLI vs sequential",
         "5 capacity 4, 100 ms: refused",

@@ -42,6 +42,7 @@ from typing import IO, Any
 import requests
 
 from tools.bench_items import PlainClient, SyncClient, run_items
+from tools.bench_oai import harvest as oai_harvest
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-Pa55word"
@@ -308,10 +309,11 @@ class Bench:
     sequential_items: int
     tmp: Path
     timeout: float = 3600.0
-    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "4", "5"})
+    only: frozenset[str] = frozenset({"1", "2", "3a", "3b", "3c", "4", "5"})
     polite_items: int = 300
     small_items: int = 300  # part 1 runs at this size too (start-up weighs more)
     saf_items: int = 2000
+    oai_records: int = 100_000
     capacity: int = 4
     capacity_latency: float = 0.1
     seq_rate: float | None = None  # sequential items/s measured in part 1, reused by part 5
@@ -352,6 +354,8 @@ class Bench:
                 self.list_memory(sword, sd, col)
             if "3b" in self.only:
                 self.big_file(sword, sd, col)
+            if "3c" in self.only:
+                oai_harvest(self, Server, sword, sd, col)
             if "4" in self.only:
                 from tools.bench_saf import saf_writing
 
@@ -734,7 +738,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     p.add_argument("--polite-items", type=int, default=300, help="items of part 5 (300)")
     p.add_argument("--saf-items", type=int, default=2000, help="items of part 4 (2000)")
-    p.add_argument("--only", default="1,2,3a,3b,4,5", help="parts to run (1,2,3a,3b,4,5)")
+    p.add_argument("--oai-records", type=int, default=100_000, help="records of part 3c")
+    p.add_argument("--only", default="1,2,3a,3b,3c,4,5", help="parts to run (1,2,3a,3b,3c,4,5)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     a = p.parse_args(argv)
     if a.quick:
@@ -742,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.small_items, a.sequential_items = 10, 10
         a.polite_items = 20
         a.saf_items = 20
+        a.oai_records = 500
         a.latency = min(a.latency, 0.005)
         a.workers = min(a.workers, 8)
     tmp = Path(tempfile.mkdtemp(prefix="rsw-bench-"))
@@ -758,6 +764,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         only=frozenset(a.only.split(",")),
         polite_items=a.polite_items,
         saf_items=a.saf_items,
+        oai_records=a.oai_records,
     )
     try:
         rows = bench.run()

@@ -1,6 +1,8 @@
-"""Launch one local server (ResourceSync source or SWORD v2) for the benchmark, in its own process.
+"""Launch one local server (ResourceSync source, SWORD v2 or OAI-PMH) for the benchmark, in its
+own process.
 
-``python -m tools.bench_servers source [--items N ...]`` or ``... sword --root DIR``. The server
+``python -m tools.bench_servers source [--items N ...]``, ``... sword --root DIR`` or ``... oai
+--records N`` (tools/bench_oai.py). The server
 prints one JSON line ``{"base_url": ...}`` and then obeys JSON commands on stdin, one per line,
 answering each with one JSON line on stdout (commands travel outside HTTP, so they are neither
 counted in the stats nor delayed by the artificial latency):
@@ -34,6 +36,7 @@ from tests.servers.base import LocalHTTPServer
 from tests.servers.fixtures import SourceModel, xesc
 from tests.servers.rs_source import ResourceSyncSource
 from tests.servers.sword_server import SwordServer
+from tools.bench_oai_server import add_oai_parser, start_oai
 
 BIG_LIST_PATH = "/bigfile/resourcelist.xml"
 BIG_FILE_PATH = "/plain/big-file.bin"
@@ -157,8 +160,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     w = sub.add_parser("sword")
     w.add_argument("--root", type=Path, required=True)
     w.add_argument("--latency", type=float, default=0.0)
+    add_oai_parser(sub)
     args = parser.parse_args(argv)
 
+    if args.kind == "oai":
+        oai = start_oai(args)
+        _answer({"base_url": oai.base_url})
+        try:
+            serve(oai.httpd, None)  # type: ignore[arg-type]
+        finally:
+            oai.stop()
+        return 0
     if args.kind == "sword":
         sword = SwordServer(
             args.root,

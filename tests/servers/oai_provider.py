@@ -218,14 +218,16 @@ class OaiProvider(ModelServer):
             return self.error("badArgument", "identifier and metadataPrefix are required", request)
         if prefix not in self.formats:
             return self.error("cannotDisseminateFormat", f"unknown format {prefix}", request)
-        base = self.model.base_url
-        for r in self.records():
-            if r.identifier == ident:
-                body = self.record_overrides.get(ident) or render_record(
-                    r, prefix, base, self.granularity
-                )
-                return self.response(f"<GetRecord>{body}</GetRecord>", request)
-        return self.error("idDoesNotExist", f"no item {ident}", request)
+        r = self.find_record(ident)
+        if r is None:
+            return self.error("idDoesNotExist", f"no item {ident}", request)
+        body = self.record_overrides.get(ident) or render_record(
+            r, prefix, self.model.base_url, self.granularity
+        )
+        return self.response(f"<GetRecord>{body}</GetRecord>", request)
+
+    def find_record(self, identifier: str) -> OaiRecord | None:
+        return next((r for r in self.records() if r.identifier == identifier), None)
 
     def _parse_time(self, value: str, end: bool) -> datetime | None:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 from ...errors import DocumentError
 
@@ -24,8 +26,27 @@ class FileDesc:
 
 def select_bundles(files: list[FileDesc], bundles: tuple[str, ...]) -> list[FileDesc]:
     """The files of the wanted bundles; a file with no bundle named counts as ORIGINAL."""
-    wanted = {b.upper() for b in bundles}
-    return [f for f in files if (f.bundle or "ORIGINAL") in wanted]
+    names = {b.upper() for b in bundles}
+    return [f for f in files if (f.bundle or "ORIGINAL") in names]
+
+
+def wanted(bundle: str | None, bundles: tuple[str, ...] | None) -> bool:
+    """Is a file of ``bundle`` among ``bundles`` (upper-case; None: every bundle)? A file with
+    no bundle named counts as ORIGINAL."""
+    return bundles is None or (bundle or "ORIGINAL") in bundles
+
+
+# absolute http(s) URLs that urljoin gives back unchanged whatever the base (no user info, no
+# fragment, no ";" parameters, no empty query): most file links; read without urllib's parsing
+_PLAIN_ABSOLUTE = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~!$&'()*+,=:@%/]*)?"
+    r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]+)?\Z"
+)
+
+
+def resolve(where: str, href: str) -> str:
+    """``urljoin(where, href)``, without urllib's cost for plain absolute URLs."""
+    return href if _PLAIN_ABSOLUTE.match(href) else urljoin(where, href)
 
 
 def parse_length(value: str | None, *, where: str) -> int | None:
@@ -41,11 +62,14 @@ def parse_length(value: str | None, *, where: str) -> int | None:
     return number
 
 
+_MD5 = re.compile(r"[0-9a-f]{32}")
+
+
 def parse_md5(value: str | None, *, where: str) -> str | None:
     """A 32-digit hex MD5 (lower-cased); anything else refuses the record."""
     if value is None or not value.strip():
         return None
     digest = value.strip().lower()
-    if len(digest) != 32 or any(c not in "0123456789abcdef" for c in digest):
+    if _MD5.fullmatch(digest) is None:
         raise DocumentError(f"bad MD5 checksum {value!r}", resource=where)
     return digest

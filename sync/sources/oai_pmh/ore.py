@@ -7,11 +7,10 @@ about the bitstream whose ``dcterms:description`` is ORIGINAL, TEXT, THUMBNAIL o
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
 from xml.etree.ElementTree import Element
 
 from ...errors import DocumentError
-from .files import FileDesc, parse_length
+from .files import FileDesc, parse_length, resolve, wanted
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ORE_TERMS = "http://www.openarchives.org/ore/terms/"
@@ -37,11 +36,14 @@ def _bundles(root: Element) -> dict[str, str]:
     return out
 
 
-def parse_resource_map(root: Element, *, where: str) -> list[FileDesc]:
-    """The aggregated files of a resource map, in document order."""
+def parse_resource_map(
+    root: Element, *, where: str, bundles: tuple[str, ...] | None = None
+) -> list[FileDesc]:
+    """The aggregated files of a resource map, in document order; with ``bundles``
+    (upper-case), only theirs: the others are neither read nor checked."""
     if not is_resource_map(root):
         raise DocumentError(f"not an ORE Atom resource map (root <{root.tag}>)", resource=where)
-    bundles = _bundles(root)
+    named = _bundles(root)
     files: list[FileDesc] = []
     for link in root.findall(f"{ATOM}link"):
         if (link.get("rel") or "").strip() != AGGREGATES:
@@ -49,14 +51,17 @@ def parse_resource_map(root: Element, *, where: str) -> list[FileDesc]:
         raw = (link.get("href") or "").strip()
         if not raw:
             raise DocumentError("an ore:aggregates link has no href", resource=where)
-        href = urljoin(where, raw)
+        href = resolve(where, raw)
+        bundle = named.get(raw) or named.get(href)
+        if not wanted(bundle, bundles):
+            continue
         files.append(
             FileDesc(
                 href=href,
                 name=(link.get("title") or "").strip() or None,
                 type=(link.get("type") or "").strip() or None,
                 length=parse_length(link.get("length"), where=href),
-                bundle=bundles.get(raw) or bundles.get(href),
+                bundle=bundle,
             )
         )
     return files

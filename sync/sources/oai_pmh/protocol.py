@@ -1,11 +1,11 @@
 """OAI-PMH 2.0 requests and responses: streaming, defended, one page at a time.
 
 Every response page is downloaded to a temporary file through ``Http`` (allow-list, timeouts,
-HTTP 503 + ``Retry-After`` waited out and the same request repeated) and parsed with
-defusedxml's ``iterparse`` (no DTDs, no entities): records are yielded one by one and cleared,
-so memory does not grow with the repository. Lists follow resumption tokens; an expired token
-restarts the listing from the last datestamp seen, a token seen twice or a list that never
-ends is an error (the caller's pass is then partial).
+HTTP 503 + ``Retry-After`` waited out and the same request repeated) and parsed streaming
+with defusedxml's defences (``xmlpull``: no DTDs, no entities): records are yielded one by one
+and cleared, so memory does not grow with the repository. Lists follow resumption tokens; an
+expired token restarts the listing from the last datestamp seen, a token seen twice or a list
+that never ends is an error (the caller's pass is then partial).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from urllib.parse import urlencode
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from ...errors import DocumentError, SyncError
-from ...http import Http
+from ...http import Download, Http
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
+from .prefetch import PagePrefetch, peek_token
+from .tuning import reading_pages
+from .xmlpull import iterparse
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class _Page:
         depth = 0
         verb_seen = False
         try:
-            for event, el in iterparse(str(self.path), events=("start", "end"), forbid_dtd=True):
+            for event, el in iterparse(self.path):
                 if event == "start":
                     depth += 1
                     if depth == 1 and el.tag != f"{OAI}OAI-PMH":
@@ -231,9 +233,13 @@ class OaiClient:
         query = {"verb": verb, **{k: v for k, v in args.items() if v is not None}}
         return f"{self.base_url}?{urlencode(query)}"
 
-    def _pages(self, verb: str, url: str) -> Iterator[_Page]:
-        """Download ``url`` and hand out its page; the temporary file is removed after."""
-        dl = self.http.download(url, max_bytes=self.max_page_bytes, directory=self.tmpdir)
+    def download(self, url: str) -> Download:
+        return self.http.download(url, max_bytes=self.max_page_bytes, directory=self.tmpdir)
+
+    def _pages(self, verb: str, url: str, fetch: PagePrefetch | None = None) -> Iterator[_Page]:
+        """Download ``url`` (or take it from ``fetch``) and hand out its page; the temporary
+        file is removed after."""
+        dl = fetch.take(url) if fetch is not None else self.download(url)
         self.pages_read += 1
         try:
             _refuse_html(dl.path, dl.content_type, url)
@@ -350,12 +356,20 @@ class Harvest:
         self.restarts = 0
 
     def __iter__(self) -> Iterator[Record]:
+        fetch = PagePrefetch(self.client.download)
+        try:
+            with reading_pages():
+                yield from self._walk(fetch)
+        finally:
+            fetch.close()  # the page on its way, if any, is waited for and removed
+
+    def _walk(self, fetch: PagePrefetch) -> Iterator[Record]:
         client = self.client
         args = dict(self.args)
         token: str | None = None
         seen_tokens: set[str] = set()
-        pages = empty_pages = stalled = 0
         mark = _Watermark()
+        pages = empty_pages = stalled = 0
         while True:
             url = (
                 client.url(self.verb, resumptionToken=token)
@@ -364,7 +378,13 @@ class Harvest:
             )
             expired = False
             count = 0
-            for page in client._pages(self.verb, url):
+            for page in client._pages(self.verb, url, fetch):
+                # the next page travels while this one is read, unless this one may be the
+                # last the loop guards allow (a page too many would be one request too many)
+                ahead = peek_token(page.path)
+                last = pages + 2 > client.max_pages or empty_pages + 1 >= MAX_EMPTY_PAGES
+                if ahead is not None and ahead not in seen_tokens and not last:
+                    fetch.start(client.url(self.verb, resumptionToken=ahead))
                 for el in page.items():
                     record = parse_record(el, where=url)
                     count += 1

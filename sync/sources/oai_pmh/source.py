@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.etree.ElementTree import Element, tostring
 
 from ...contracts import Changes, Fetched, Listing
@@ -28,7 +29,7 @@ from ...http import Http
 from ...model import Entry, Item, Link
 from ...w3cdate import parse_datetime
 from . import mets, ore
-from .files import DEFAULT_BUNDLES, FileDesc, select_bundles
+from .files import DEFAULT_BUNDLES, FileDesc
 from .protocol import Harvest, Identify, ListVerb, OaiClient, Record
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,9 @@ class OaiPmhSource:
         self._wanted_prefix = metadata_prefix
         self._identify: Identify | None = None
         self._formats: dict[str, str] | None = None
+        self._loc_head: tuple[str, str] | None = None
+        self._profile: tuple[str, tuple[Link, ...]] | None = None
+        self._set_links: dict[tuple[str, ...], tuple[Link, ...]] = {}
 
     # -- what the repository offers --------------------------------------------------------
     @property
@@ -124,9 +128,12 @@ class OaiPmhSource:
         return next((p for p in FILE_FORMATS if p in self.formats), None)
 
     def metadata_loc(self, identifier: str) -> str:
-        return self.client.url(
-            "GetRecord", metadataPrefix=self.metadata_prefix, identifier=identifier
-        )
+        """The GetRecord URL of a record: its metadata entry's loc (as ``client.url`` writes
+        it; the part before the identifier is made once)."""
+        prefix = self.metadata_prefix
+        if self._loc_head is None or self._loc_head[0] != prefix:
+            self._loc_head = (prefix, self.client.url("GetRecord", metadataPrefix=prefix) + "&")
+        return self._loc_head[1] + _identifier_query(identifier)
 
     # -- entries ---------------------------------------------------------------------------
     def _files(self, record: Record, where: str) -> list[FileDesc]:
@@ -135,9 +142,9 @@ class OaiPmhSource:
         if root is None or self.files_prefix is None:
             return []
         if mets.is_mets(root):
-            found = mets.parse_mets(root, where=where)
+            found = mets.parse_mets(root, where=where, bundles=self.bundles)
         elif ore.is_resource_map(root):
-            found = ore.parse_resource_map(root, where=where)
+            found = ore.parse_resource_map(root, where=where, bundles=self.bundles)
         else:
             raise DocumentError(
                 f"the {self.files_prefix} record of {record.header.identifier} is not a "
@@ -145,7 +152,7 @@ class OaiPmhSource:
                 resource=where,
             )
         unique: dict[str, FileDesc] = {}
-        for f in select_bundles(found, self.bundles):
+        for f in found:  # the wanted bundles' only, as parsed
             unique.setdefault(f.href, f)
         return list(unique.values())
 
@@ -159,6 +166,8 @@ class OaiPmhSource:
             stamp = ore.updated(root)
         elif root is not None and mets.is_mets(root):
             stamp = mets.last_modified(root)
+        if stamp == record.header.datestamp:
+            return record.header.stamp  # the same text: parsed already
         where = record.header.identifier
         try:
             finer = parse_datetime(stamp, where=where) if stamp else None
@@ -186,22 +195,18 @@ class OaiPmhSource:
         lastmod = self._modified(record)
         for f in files:
             self.http.check_allowed(f.href, what=f"file of {header.identifier}")
-        links: list[Link] = []
-        namespace = _NAMESPACES.get(self.metadata_prefix) or self.formats.get(
-            self.metadata_prefix, ""
+        links = (
+            *self._profile_links(),
+            *(Link(rel="describes", href=f.href) for f in files),
+            *self._collection_links(header.sets),
         )
-        if namespace:
-            links.append(Link(rel="profile", href=namespace))
-        links.extend(Link(rel="describes", href=f.href) for f in files)
-        ordered = sorted(header.sets, key=lambda s: (not s.startswith("col_"), s))
-        links.extend(Link(rel="collection", href=spec) for spec in ordered)
         out = [
             Entry(
                 loc=meta_loc,
                 lastmod=lastmod,
                 hashes=self._listed_metadata_md5(record),
                 type=XML_TYPE,
-                links=tuple(links),
+                links=links,
                 change=change,
                 change_time=lastmod if change else None,
             )
@@ -221,6 +226,27 @@ class OaiPmhSource:
                 )
             )
         return out
+
+    def _profile_links(self) -> tuple[Link, ...]:
+        """The metadata format's namespace as a ``profile`` link (made once: every record
+        carries the same)."""
+        prefix = self.metadata_prefix
+        if self._profile is None or self._profile[0] != prefix:
+            namespace = _NAMESPACES.get(prefix) or self.formats.get(prefix, "")
+            links = (Link(rel="profile", href=namespace),) if namespace else ()
+            self._profile = (prefix, links)
+        return self._profile[1]
+
+    def _collection_links(self, sets: tuple[str, ...]) -> tuple[Link, ...]:
+        """A record's sets as ``collection`` links, collections (``col_``) first; made once
+        per combination of sets (a repository has few)."""
+        links = self._set_links.get(sets)
+        if links is None:
+            ordered = sorted(sets, key=lambda s: (not s.startswith("col_"), s))
+            links = tuple(Link(rel="collection", href=spec) for spec in ordered)
+            if len(self._set_links) < 10_000:
+                self._set_links[sets] = links
+        return links
 
     def _harvests(self, verb: ListVerb, prefix: str, from_: str | None) -> Iterator[Harvest]:
         for spec in self.sets or (None,):
@@ -366,6 +392,17 @@ class OaiPmhSource:
 
     def close(self) -> None:
         pass
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z0-9_.~:/\-]+")
+
+
+def _identifier_query(identifier: str) -> str:
+    """``urlencode({"identifier": identifier})``; the usual ``oai:host:123/45`` without
+    urllib's quoting machinery (only ``:`` and ``/`` need escaping there)."""
+    if _PLAIN_IDENTIFIER.fullmatch(identifier):
+        return "identifier=" + identifier.replace(":", "%3A").replace("/", "%2F")
+    return urlencode({"identifier": identifier})
 
 
 def _title(entry: Entry) -> str | None:
