@@ -239,7 +239,12 @@ def test_download_digests_and_headers(fake: Fake, tmp_path: Path) -> None:
             "Content-Disposition": "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf",
         },
     )
-    dl = make_http().download(fake.base + "/a", directory=str(tmp_path))
+    plain = make_http().download(fake.base + "/a", directory=str(tmp_path))
+    assert plain.md5 == "0cc175b9c0f1b6a831c399e269772661"
+    assert plain.sha1 is None and plain.sha256 is None  # only asked-for digests are computed
+    dl = make_http().download(
+        fake.base + "/a", directory=str(tmp_path), digests=("sha-1", "sha-256")
+    )
     assert dl.md5 == "0cc175b9c0f1b6a831c399e269772661"
     assert dl.digest("sha-256") == (
         "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
