@@ -14,7 +14,7 @@ import requests
 
 from sync.fetcher import Fetcher
 from sync.http import Http, HttpSettings, host_key
-from sync.sources.oai_pmh import OaiPmhSource
+from sync.sources.oai_pmh.source import OaiPmhSource
 from tests.servers.oai_synthetic import SyntheticOaiProvider, SyntheticRecords
 
 N = 250
