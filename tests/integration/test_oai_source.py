@@ -127,7 +127,8 @@ def test_listing_streams_page_by_page(provider: Factory, tmp_path: Path) -> None
     first = next(iter(listing))
     assert is_meta(first)
     lists = [path for path in p.requests if "verb=ListRecords" in path]
-    assert len(lists) == 1  # the second page is asked for only when the first is used up
+    # streamed: the first page, and at most the next one read ahead while it is used up
+    assert 1 <= len(lists) <= 2
     rest = list(listing)
     assert len([path for path in p.requests if "verb=ListRecords" in path]) == 4
     assert listing.complete and listing.cursor and rest
