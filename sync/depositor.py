@@ -12,6 +12,8 @@ before sending them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Literal
@@ -34,7 +36,7 @@ from .contracts import (
 from .crosswalk import DCRecord, UnreadableRecordError, read_metadata
 from .errors import ConflictError, DepositError, FetchError, MetadataError, SyncError
 from .filenames import filename_from_url
-from .model import Item
+from .model import Entry, Item
 from .planner import CREATE, DELETE, ItemPlan, metadata_fingerprint, slug_for
 from .recovery import find_landed
 from .settings import human_size
@@ -78,6 +80,8 @@ class Depositor:
         destination: Destination,
         policy: DepositPolicy,
         run_id: int,
+        *,
+        fetch_threads: int = 0,
     ) -> None:
         self.state = state
         self.source = source
@@ -85,6 +89,17 @@ class Depositor:
         self.policy = policy
         self.run_id = run_id
         self.attempts = max(1, policy.attempts)
+        # an item's files download while its metadata record is read (each request still
+        # takes a slot of its host's limit); 0: one after the other (deterministic tests)
+        self._fetches = (
+            ThreadPoolExecutor(fetch_threads, thread_name_prefix="rsw-fetch")
+            if fetch_threads > 0
+            else None
+        )
+
+    def close(self) -> None:
+        if self._fetches is not None:
+            self._fetches.shutdown(wait=True)
 
     # -- entry point -------------------------------------------------------------------------
     def apply(
@@ -102,7 +117,9 @@ class Depositor:
             return self._on_conflict(item, plan, collection, st, exc)
 
     # -- metadata ----------------------------------------------------------------------------
-    def _metadata(self, item: Item, first_file: str | None) -> tuple[Metadata, str | None]:
+    def _metadata(
+        self, item: Item, first_file: Callable[[], str | None]
+    ) -> tuple[Metadata, str | None]:
         """The item's metadata and a warning if a fallback title was used. A record refused
         for safety (DTD, entities) or not well-formed fails the item: the fallback title is
         only for well-formed records without a title."""
@@ -142,7 +159,7 @@ class Depositor:
         dc = found or DCRecord({})
         title = (
             dc.title
-            or first_file
+            or first_file()
             or filename_from_url(item.files[0].loc if item.files else item.key)
         )
         warning = None
@@ -161,17 +178,19 @@ class Depositor:
         need_metadata = plan.kind == CREATE or plan.replace_metadata or whole
         warning = None
         with ExitStack() as stack:
-            fetched: dict[str, Fetched] = {}
-            for f in need_files:  # everything verified before the destination is touched
-                fetched[f.loc] = self._fetch(f.loc, item, stack)
+            # everything verified before the destination is touched: the files (downloading
+            # meanwhile where a fetch pool runs) and the metadata record
+            fetched = self._fetch_files(need_files, item, stack, need_metadata)
             metadata: Metadata | None = None
             if need_metadata:
-                first = (
-                    fetched[item.files[0].loc].filename
-                    if item.files and item.files[0].loc in fetched
-                    else None
-                )
-                metadata, warning = self._metadata(item, first)
+                try:
+                    metadata, warning = self._metadata(
+                        item, lambda: self._first_name(item, fetched)
+                    )
+                except BaseException:
+                    fetched.wait()  # a file's failure is the one reported, as before
+                    raise
+            fetched.wait()
             rebuild = whole or self._needs_media_rebuild(plan, st)
             if rebuild:
                 self._fetch_all(item, fetched, stack)
@@ -227,7 +246,27 @@ class Depositor:
         self._check_upload(got)
         return got
 
-    def _fetch_all(self, item: Item, fetched: dict[str, Fetched], stack: ExitStack) -> None:
+    def _fetch_files(
+        self, files: list[Entry], item: Item, stack: ExitStack, overlap: bool
+    ) -> _Fetching:
+        """Start fetching ``files``: in the fetch pool when there is one and something to
+        overlap with (the metadata record, another file), else here, one after the other."""
+        if self._fetches is None or len(files) + int(overlap) < 2:
+            return _Fetching({f.loc: self._fetch(f.loc, item, stack) for f in files}, {}, self)
+        futures = {f.loc: self._fetches.submit(self.source.fetch, f) for f in files}
+        return _Fetching({}, futures, self, stack)
+
+    @staticmethod
+    def _first_name(item: Item, fetched: _Fetching) -> str | None:
+        """The first file's name (a fallback title), when it was fetched."""
+        if not item.files:
+            return None
+        got = fetched.peek(item.files[0].loc)
+        return got.filename if got is not None else None
+
+    def _fetch_all(
+        self, item: Item, fetched: MutableMapping[str, Fetched], stack: ExitStack
+    ) -> None:
         """Every file of the item downloaded and verified (to rebuild its media)."""
         for f in item.files:
             if f.loc not in fetched:
@@ -380,7 +419,7 @@ class Depositor:
         self.state.drop_file(key, fs.loc)
 
     def _rebuild_media(
-        self, key: str, container: Container, item: Item, fetched: dict[str, Fetched]
+        self, key: str, container: Container, item: Item, fetched: MutableMapping[str, Fetched]
     ) -> None:
         """Replace all media by the first file, then add the others. The files are marked as
         being replaced first: a refused, failed or killed replacement is redone whole by the
@@ -467,3 +506,78 @@ class Depositor:
 
 
 __all__ = ["DeferredError", "DepositPolicy", "Depositor", "Outcome", "ambiguous"]
+
+
+class _Fetching(MutableMapping[str, Fetched]):
+    """An item's files, fetched or on their way: reading one waits for all (the first failure,
+    in the item's order, is raised; every file that did arrive is discarded with the item)."""
+
+    def __init__(
+        self,
+        done: dict[str, Fetched],
+        pending: dict[str, Future[Fetched]],
+        depositor: Depositor,
+        stack: ExitStack | None = None,
+    ) -> None:
+        self._done = done
+        self._pending = pending
+        self._depositor = depositor
+        self._stack = stack
+        self._failure: BaseException | None = None
+
+    def peek(self, loc: str) -> Fetched | None:
+        """The file at ``loc`` once fetched (waiting for it), None if it failed or is not
+        one of these."""
+        if loc in self._pending:
+            try:
+                self.wait()
+            except SyncError:
+                return None
+        return self._done.get(loc)
+
+    def wait(self) -> None:
+        """Every file here, or the first failure (in the item's order)."""
+        self._settle()
+        if self._failure is not None:
+            raise self._failure
+
+    def _settle(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        failure: BaseException | None = None
+        for loc, future in pending.items():
+            try:
+                got = future.result()
+            except BaseException as exc:  # kept: the first in order is the one reported
+                failure = failure or exc
+                continue
+            assert self._stack is not None
+            self._stack.callback(got.discard)
+            self._done[loc] = got
+        self._failure = failure
+        if failure is None:
+            for got in self._done.values():
+                self._depositor._check_upload(got)
+
+    def __getitem__(self, loc: str) -> Fetched:
+        self.wait()
+        return self._done[loc]
+
+    def __setitem__(self, loc: str, got: Fetched) -> None:
+        self.wait()
+        self._done[loc] = got
+
+    def __delitem__(self, loc: str) -> None:
+        self.wait()
+        del self._done[loc]
+
+    def __contains__(self, loc: object) -> bool:
+        return loc in self._done or loc in self._pending
+
+    def __iter__(self) -> Iterator[str]:
+        self._settle()
+        return iter(self._done)
+
+    def __len__(self) -> int:
+        return len(self._done) + len(self._pending)

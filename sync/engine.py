@@ -339,7 +339,7 @@ class Engine:
     # -- undo --------------------------------------------------------------------------------
     def undo(self, target_run: int, comment: str | None = None) -> RunResult:
         run_id, counts = self._begin(RunKind.UNDO, comment or f"undo of run {target_run}")
-        dep = self._depositor(run_id)
+        dep = Depositor(self.state, self.source, self.dest, self.s.policy, run_id)
         for key in self.state.items_created_in(target_run):
             st = self.state.item(key)
             if st is None or st.status == ItemStatus.DELETED:
@@ -359,7 +359,12 @@ class Engine:
 
     # -- link, plan, deposit -----------------------------------------------------------------
     def _depositor(self, run_id: int) -> Depositor:
-        return Depositor(self.state, self.source, self.dest, self.s.policy, run_id)
+        # with several workers, an item's files download while its record is read: an
+        # item waits for one round trip to the source instead of one per resource
+        threads = self.s.workers if self.s.workers > 1 else 0
+        return Depositor(
+            self.state, self.source, self.dest, self.s.policy, run_id, fetch_threads=threads
+        )
 
     def _desired(self, locs: set[str] | None, keys: set[str] | None) -> Iterator[Item]:
         """Items as the source has them now. With ``locs`` / ``keys`` given, only the items
@@ -565,5 +570,6 @@ class _Pool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self.dep.close()
         if self.progress:
             self.progress.close()

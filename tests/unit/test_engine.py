@@ -330,6 +330,42 @@ def test_a_killed_run_is_marked_interrupted_and_finished_by_the_next_run(
 
 
 # -- failures of one item --------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("broken", "code"),
+    [("mem://source/a/a.txt", "fetch"), ("mem://source/a", "fetch")],
+    ids=["a-file", "the-record"],
+)
+def test_files_fetched_alongside_the_record_fail_cleanly(
+    make_mirror: MakeMirror,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    broken: str,
+    code: str,
+) -> None:
+    """With several workers an item's files download while its record is read. A failure of
+    either fails the item before the destination is touched, names the resource, and leaves
+    no downloaded file behind; the other items are mirrored."""
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    m = make_mirror(workers=4)
+    m.source.broken.add(broken)
+
+    r = m.baseline()
+
+    assert (r.status, r.counts["created"], r.counts["failed"]) == (RunStatus.PARTIAL, 2, 1)
+    assert "Alpha" not in {c.metadata.title for c in m.dest.containers.values()}
+    [error] = m.state.errors(r.run_id)
+    assert (error["item"], error["resource"], error["code"]) == ("mem://source/a", broken, code)
+    assert list(temp.iterdir()) == []  # every download of the failed item was discarded
+    m.source.broken.clear()
+    assert m.replay().status == RunStatus.OK
+    synced(m, ITEMS)
+    assert list(temp.iterdir()) == []
+
+
 def test_a_broken_source_resource_fails_only_its_item_and_replay_repairs_it(
     make_mirror: MakeMirror,
 ) -> None:
