@@ -1,20 +1,19 @@
-"""Benchmark resync-sword against the local servers with an artificial network latency (issue #5).
+"""Benchmark resync-sword against local servers with an artificial network latency (#5, #12).
 
-``python -m tools.bench [--latency 0.02] [--workers 16] [--items 2000] [--mirror 20000]
-[--entries 200000] [--big-file-mib 500] [--quick]``
+``python -m tools.bench [--latency 0.02] [--workers 16] [--items 2000] [--only 1,2,...]``
 
-The local ResourceSync source and SWORD server run as subprocesses (``tools.bench_servers``),
-each answering every request after ``--latency`` seconds; resync-sword runs the way users run
-it, ``python -m sync ...`` in a subprocess. Measured:
+The local servers run as subprocesses (``tools.bench_servers``), each answering every request
+after ``--latency`` seconds; resync-sword runs the way users run it, ``python -m sync ...`` in
+a subprocess, byte-compiled. Each measurement is printed beside its reference from the same
+run (README "Benchmark" says what each part measures and its target):
 
-1. baseline of ``--items`` items x 2 files: items/s of resync-sword, and of the sequential
-   approach (one request at a time: fetch, then deposit; the classic resync client + sword2
-   scripts) on the same servers; their ratio. Target: >= 0.7 x workers.
-2. incremental after 1% of the items of a ``--mirror``-item mirror changed: wall time and HTTP
-   requests. Target: requests <= changes x requests per item (from 1.) + list documents.
-3. peak RSS while reading a ``--entries``-entry resource list index into state (< 150 MiB):
-   the list-reading stage alone (tools/bench_readlists.py) and a whole CLI baseline with
-   ``--limit 1``; and of the CLI while syncing one ``--big-file-mib`` MiB file (< 100 MiB).
+1. baseline at 300 and ``--items`` items: resync-sword, the limit row (the same requests from
+   plain ``http.client`` threads) and the sequential approach;
+2. an incremental run after 1% of a ``--mirror``-item mirror changed;
+3. 3a list reading against ``resync`` 2.0.1, 3b one big file, 3c an OAI-PMH harvest
+   (``tools/bench_oai.py``);
+4. writing a SAF batch against copying the same bytes (``tools/bench_saf.py``);
+5. politeness: default options, and a source of capacity K.
 
 Not a test (CI does not run it); ``--quick`` (tiny sizes) runs in tests/test_bench_smoke.py.
 Exit status 0 when every run completed (targets missed or not); ``--strict``: 1 on a miss.
