@@ -14,8 +14,8 @@ from sync.entry_factory import make_entry, make_link
 from sync.errors import OutsideSourceError
 from sync.http import Http, host_key
 from sync.model import Entry, Link
-from sync.sources.resourcesync.link_urls import resolve_href
 from sync.sources.resourcesync.origin_memo import OriginMemo, origin_prefix
+from sync.urls import join_url as resolve_href
 
 T = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -12,13 +12,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote, urlsplit
 from xml.etree.ElementTree import Element
 
 from ...contracts import HeldFile
 from ...crosswalk import DCTERMS, DCRecord
 from ...errors import DepositError
 from ...safexml import parse_untrusted
+from ...urls import join_url
 
 ATOM = "http://www.w3.org/2005/Atom"
 SWORD = "http://purl.org/net/sword/terms/"
@@ -111,12 +112,8 @@ def _child_text(el: Element, tag: str) -> str | None:
 
 
 def _join(base: str | None, href: str) -> str:
-    """``href`` resolved against ``base``; an absolute http(s) URL (what servers send, six
-    per receipt) is taken as it is, without urljoin's parse and rebuild."""
     href = href.strip()
-    if not base or href.startswith(("http://", "https://")):
-        return href
-    return urljoin(base, href)
+    return join_url(base, href) if base else href
 
 
 def _last_segment(href: str) -> str:

@@ -11,13 +11,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from ...contracts import ListingUnsupportedError as NoListingError
 from ...errors import ConfigError, ConflictError, DepositError
 from ...filenames import content_disposition
 from ...http import Http, open_body
 from ...transport import Response
+from ...urls import join_url
 from .atom import (
     ENTRY_CONTENT_TYPE,
     CollectionEntry,
@@ -387,10 +388,8 @@ class SwordClient:
 
 
 def _resolve(base: str, location: str | None) -> str | None:
-    """A ``Location`` as an absolute IRI (servers mostly send one already)."""
-    if not location:
-        return None
-    return location if location.startswith(("http://", "https://")) else urljoin(base, location)
+    """A ``Location`` as an absolute IRI."""
+    return join_url(base, location) if location else None
 
 
 __all__ = ["PACKAGING_BINARY", "EmptyFileRefusedError", "ListingUnsupportedError", "SwordClient"]

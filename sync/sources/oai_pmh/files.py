@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urljoin
 
 from ...errors import DocumentError
 
@@ -34,19 +33,6 @@ def wanted(bundle: str | None, bundles: tuple[str, ...] | None) -> bool:
     """Is a file of ``bundle`` among ``bundles`` (upper-case; None: every bundle)? A file with
     no bundle named counts as ORIGINAL."""
     return bundles is None or (bundle or "ORIGINAL") in bundles
-
-
-# absolute http(s) URLs that urljoin gives back unchanged whatever the base (no user info, no
-# fragment, no ";" parameters, no empty query): most file links; read without urllib's parsing
-_PLAIN_ABSOLUTE = re.compile(
-    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9\-._~!$&'()*+,=:@%/]*)?"
-    r"(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]+)?\Z"
-)
-
-
-def resolve(where: str, href: str) -> str:
-    """``urljoin(where, href)``, without urllib's cost for plain absolute URLs."""
-    return href if _PLAIN_ABSOLUTE.match(href) else urljoin(where, href)
 
 
 def parse_length(value: str | None, *, where: str) -> int | None:

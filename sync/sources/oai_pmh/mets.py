@@ -10,7 +10,8 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 from ...errors import DocumentError
-from .files import FileDesc, parse_length, parse_md5, resolve, wanted
+from ...urls import join_url
+from .files import FileDesc, parse_length, parse_md5, wanted
 
 METS = "{http://www.loc.gov/METS/}"
 XLINK = "{http://www.w3.org/1999/xlink}"
@@ -27,7 +28,7 @@ def _file(el: Element, bundle: str | None, where: str) -> FileDesc:
     raw = (loc.get(_HREF) or "").strip() if loc is not None else ""
     if not raw:
         raise DocumentError("a METS file has no FLocat href", resource=where)
-    href = resolve(where, raw)
+    href = join_url(where, raw)
     algorithm = (el.get("CHECKSUMTYPE") or "").strip().upper()
     checksum = el.get("CHECKSUM")
     if checksum and algorithm not in ("MD5", ""):

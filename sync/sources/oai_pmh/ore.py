@@ -10,7 +10,8 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 from ...errors import DocumentError
-from .files import FileDesc, parse_length, resolve, wanted
+from ...urls import join_url
+from .files import FileDesc, parse_length, wanted
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 ORE_TERMS = "http://www.openarchives.org/ore/terms/"
@@ -51,7 +52,7 @@ def parse_resource_map(
         raw = (link.get("href") or "").strip()
         if not raw:
             raise DocumentError("an ore:aggregates link has no href", resource=where)
-        href = resolve(where, raw)
+        href = join_url(where, raw)
         bundle = named.get(raw) or named.get(href)
         if not wanted(bundle, bundles):
             continue

@@ -22,8 +22,8 @@ from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
 from ...sniff import looks_html
+from ...urls import join_url
 from ...w3cdate import parse_datetime
-from .link_urls import resolve_href
 from .sitemap_parser import Raw, attr_name, iter_entries
 
 SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
@@ -77,7 +77,7 @@ def _link(attrs: dict[str, str], where: str) -> Link | None:
     else:
         extra = tuple(sorted((attr_name(k), v) for k, v in attrs.items() if k not in _LINK_ATTRS))
     # sitemaps should carry absolute URLs; a relative one is read against its resource's URL
-    href = resolve_href(where, href.strip())
+    href = join_url(where, href.strip())
     return make_link(rel.strip().lower(), href, attrs.get("type"), extra)
 
 
