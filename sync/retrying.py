@@ -10,8 +10,8 @@ codes and the transport's error types, not from error text.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Protocol
 
 from .errors import FetchError
 from .pacing import Signal
@@ -42,11 +42,7 @@ def exception_signal(exc: BaseException) -> Signal:
     return Signal.NEUTRAL
 
 
-class Headers(Protocol):
-    def __contains__(self, name: str, /) -> bool: ...
-
-
-def load_signal(status: int, headers: Headers) -> Signal:
+def load_signal(status: int, headers: Mapping[str, str]) -> Signal:
     """429 / 503, or any answer asking to come back later, means: fewer at once."""
     if status in OVERLOAD_STATUS or "Retry-After" in headers:
         return Signal.OVERLOAD
