@@ -158,11 +158,8 @@ class SafSource:
                         raise ArchiveError(
                             f"handle {key} is also the handle of {seen[key]}", resource=folder
                         )
-                except SyncError as exc:
-                    errors.append(exc)
-                    continue
-                except OSError as exc:
-                    errors.append(ArchiveError(f"cannot read the item ({exc})", resource=folder))
+                except (SyncError, OSError) as exc:
+                    errors.append(_item_error(exc, folder))
                     continue
                 seen[key] = folder
                 yield folder, key
@@ -173,11 +170,8 @@ class SafSource:
         ):
             try:
                 entries = future.result()
-            except SyncError as exc:
-                errors.append(exc)
-                continue
-            except OSError as exc:
-                errors.append(ArchiveError(f"cannot read the item ({exc})", resource=folder))
+            except (SyncError, OSError) as exc:
+                errors.append(_item_error(exc, folder))
                 continue
             yield from entries
         errors.extend(self.archive.problems)
@@ -337,3 +331,10 @@ class SafSource:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _item_error(exc: SyncError | OSError, folder: str) -> SyncError:
+    """An item folder that cannot be listed: its own error, or why it cannot be read."""
+    if isinstance(exc, SyncError):
+        return exc
+    return ArchiveError(f"cannot read the item ({exc})", resource=folder)
