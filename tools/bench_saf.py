@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sync.destinations.saf_files import fsync_path
+
 if TYPE_CHECKING:
     from tools.bench import Bench, CliRun, Row
 
@@ -131,16 +133,8 @@ def fsync_tree(root: Path, *, threads: int = 8) -> None:
         files += [os.path.join(folder, name) for name in names]
         folders.append(folder)
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(_fsync, files))
-        list(pool.map(_fsync, folders))
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        list(pool.map(fsync_path, files))
+        list(pool.map(fsync_path, folders))
 
 
 def tree_size(root: Path) -> tuple[int, int]:

@@ -34,7 +34,7 @@ def place(file: Fetched, target: Path) -> None:
     shutil.copyfile(file.path, target)
 
 
-def fsync_path(path: Path) -> None:
+def fsync_path(path: str | Path) -> None:
     """fsync one file or folder (opened read-only: enough for fsync on POSIX)."""
     fd = os.open(path, os.O_RDONLY)
     try:
