@@ -27,7 +27,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
 Style = Literal["dspace", "recipe", "plain"]
@@ -486,6 +486,21 @@ _MUTABLE_FIELDS = {
 }
 
 
+def descriptive_fields(rng: random.Random, i: int, n: int) -> dict[str, Any]:
+    """The descriptive metadata of the ``i``-th generated item, numbered ``n`` (creators,
+    then subjects, drawn from ``rng``): the same for every generated source."""
+    return {
+        "creators": rng.sample(_CREATORS, 1 + i % 3),
+        "date": f"{2000 + i % 24}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        "description": f"Abstract of item {n}: results & discussion <draft>, naïve approach.",
+        "subjects": rng.sample(_SUBJECTS, 1 + i % 2),
+        "publisher": "Université de Test & Co.",
+        "rights": "CC BY 4.0",
+        "language": ["en", "pl", "de", "fr"][i % 4],
+        "type": ["Article", "Dataset", "Image", "Text"][i % 4],
+    }
+
+
 class SourceModel:
     """Items of a ResourceSync source, their resources and their change history."""
 
@@ -590,14 +605,7 @@ class SourceModel:
             key=key,
             style=style,
             title=title,
-            creators=rng.sample(_CREATORS, 1 + i % 3),
-            date=f"{2000 + i % 24}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            description=f"Abstract of item {n}: results & discussion <draft>, naïve approach.",
-            subjects=rng.sample(_SUBJECTS, 1 + i % 2),
-            publisher="Université de Test & Co.",
-            rights="CC BY 4.0",
-            language=["en", "pl", "de", "fr"][i % 4],
-            type=["Article", "Dataset", "Image", "Text"][i % 4],
+            **descriptive_fields(rng, i, n),
             collection=DSPACE_COLLECTIONS[i % 2] if style == "dspace" else None,
             files=files,
             lastmod=lastmod,

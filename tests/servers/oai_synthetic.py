@@ -17,16 +17,15 @@ from datetime import UTC, datetime, timedelta
 from typing import overload
 
 from .fixtures import (
-    _CREATORS,
     _FILE_NAMES,
     _MIMES,
-    _SUBJECTS,
     _TITLE_PARTS,
     DSPACE_COLLECTIONS,
     DSPACE_PREFIX,
     FixtureFile,
     FixtureItem,
     SourceModel,
+    descriptive_fields,
 )
 from .oai_documents import ID_PREFIX, Bitstream, OaiRecord, bitstreams, item_sets, set_spec
 from .oai_provider import OaiProvider
@@ -93,14 +92,7 @@ class SyntheticRecords(Sequence[OaiRecord]):
             key=f"{DSPACE_PREFIX}/{n}",
             style="dspace",
             title=f"{_TITLE_PARTS[i % len(_TITLE_PARTS)]} ({n})",
-            creators=rng.sample(_CREATORS, 1 + i % 3),
-            date=f"{2000 + i % 24}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            description=f"Abstract of item {n}: results & discussion <draft>, naïve approach.",
-            subjects=rng.sample(_SUBJECTS, 1 + i % 2),
-            publisher="Université de Test & Co.",
-            rights="CC BY 4.0",
-            language=["en", "pl", "de", "fr"][i % 4],
-            type=["Article", "Dataset", "Image", "Text"][i % 4],
+            **descriptive_fields(rng, i, n),
             collection=DSPACE_COLLECTIONS[i % 2],
             files=files,
             lastmod=lastmod,
