@@ -40,14 +40,12 @@ from typing import IO, Any
 
 import requests
 
-from tools.bench_items import PlainClient, SyncClient, run_items
+from tools.bench_items import PlainClient, SyncClient, read_items, run_items
 from tools.bench_oai import harvest as oai_harvest
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-Pa55word"
 USER = "sword"
-SM = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
-RS = "{http://www.openarchives.org/rs/terms/}"
 ATOM = "http://www.w3.org/2005/Atom"
 SWORD_ADD = "http://purl.org/net/sword/terms/add"
 BINARY = "http://purl.org/net/sword/package/Binary"
@@ -179,18 +177,17 @@ def sync_args(
 
 
 # -- the sequential approach --------------------------------------------------------------------
-def _entries(session: requests.Session, url: str) -> list[ET.Element]:
-    """A resource list's <url> elements, whole documents in memory (as the resync client does);
-    an index is followed to its sitemaps."""
-    resp = session.get(url)
-    resp.raise_for_status()
-    root = ET.fromstring(resp.content)
-    if root.tag == f"{SM}sitemapindex":
-        out: list[ET.Element] = []
-        for sm in root.iter(f"{SM}sitemap"):
-            out += _entries(session, (sm.findtext(f"{SM}loc") or "").strip())
-        return out
-    return list(root.iter(f"{SM}url"))
+class _SessionClient:
+    """``tools.bench_items.Client`` over one requests session (the sequential approach)."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+
+    def call(
+        self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        resp = self.session.request(method, url, data=body or None, headers=headers)
+        return resp.status_code, resp.content
 
 
 def _atom_entry(title: str, identifier: str) -> bytes:
@@ -213,23 +210,10 @@ def sequential(resource_list: str, col_iri: str, limit: int, tmp: Path) -> tuple
     s = requests.Session()
     s.trust_env = False
     auth = (USER, PASSWORD)
-    entries = _entries(s, resource_list)
-    md5_of: dict[str, str | None] = {}
-    records: list[tuple[str, list[str]]] = []
-    for e in entries:
-        loc = (e.findtext(f"{SM}loc") or "").strip()
-        md = e.find(f"{RS}md")
-        hashes = (md.get("hash") or "") if md is not None else ""
-        md5_of[loc] = next((h[4:] for h in hashes.split() if h.startswith("md5:")), None)
-        described = [
-            ln.get("href", "")
-            for ln in e.iter(f"{RS}ln")
-            if (ln.get("rel") or "").lower() == "describes"
-        ]
-        if described:
-            records.append((loc, described))
+    items = read_items(_SessionClient(s), resource_list)
     done = 0
-    for rec_loc, files in records[:limit]:
+    for item in items[:limit]:
+        rec_loc, files = item.record, item.files
         meta = s.get(rec_loc)
         meta.raise_for_status()
         title = next(
@@ -250,7 +234,7 @@ def sequential(resource_list: str, col_iri: str, limit: int, tmp: Path) -> tuple
                 for chunk in resp.iter_content(1 << 16):
                     digest.update(chunk)
                     fh.write(chunk)
-            if md5_of.get(href) not in (None, digest.hexdigest()):
+            if item.md5.get(href) not in (None, digest.hexdigest()):
                 raise RuntimeError(f"md5 mismatch for {href}")
             name = href.rsplit("/", 1)[-1] or "file"
             got.append((path, name, digest.hexdigest()))
