@@ -1,7 +1,8 @@
 """Metadata crosswalk: read a source record (oai_dc, qualified DC, DSpace DIM, dcterms) into DC.
 
-Pure: bytes in, ``DCRecord`` out. Every record is untrusted XML and is parsed with defusedxml
-(no DTDs, no entities); anything unreadable becomes a ``MetadataError`` naming the record.
+Pure: bytes in, ``DCRecord`` out. Every record is untrusted XML and is parsed with
+defusedxml's defences (``safexml``: no DTDs, no entities); anything unreadable becomes a
+``MetadataError`` naming the record.
 """
 
 from __future__ import annotations

@@ -15,10 +15,10 @@ from defusedxml import DTDForbidden
 from defusedxml.ElementTree import iterparse as defused_iterparse
 
 from sync.http import Download
+from sync.safexml import iterparse
 from sync.sources.oai_pmh.prefetch import PagePrefetch, peek_token
 from sync.sources.oai_pmh.source import _identifier_query
 from sync.sources.oai_pmh.tuning import reading_pages
-from sync.sources.oai_pmh.xmlpull import iterparse
 from sync.urls import join_url as resolve
 
 OAI = b'<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'

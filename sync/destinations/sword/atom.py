@@ -1,7 +1,8 @@
 """SWORD v2 documents: build the Atom entry we deposit, parse what the server answers.
 
-Pure: no I/O. Everything a server sends is untrusted and parsed with defusedxml (no DTDs, no
-entities); a document that cannot be read becomes a ``DepositError``.
+Pure: no I/O. Everything a server sends is untrusted and parsed with defusedxml's defences
+(``safexml``: no DTDs, no entities); a document that cannot be read becomes a
+``DepositError``.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 Every response page is downloaded to a temporary file through ``Http`` (allow-list, timeouts,
 HTTP 503 + ``Retry-After`` waited out and the same request repeated) and parsed streaming
-with defusedxml's defences (``xmlpull``: no DTDs, no entities): records are yielded one by one
-and cleared, so memory does not grow with the repository. Lists follow resumption tokens; an
-expired token restarts the listing from the last datestamp seen, a token seen twice or a list
-that never ends is an error (the caller's pass is then partial).
+with defusedxml's defences (``safexml.iterparse``: no DTDs, no entities): records are yielded
+one by one and cleared, so memory does not grow with the repository. Lists follow resumption
+tokens; an expired token restarts the listing from the last datestamp seen, a token seen twice
+or a list that never ends is an error (the caller's pass is then partial).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from defusedxml import DefusedXmlException
 
 from ...errors import DocumentError, SyncError
 from ...http import Download, Http
+from ...safexml import iterparse
 from ...sniff import looks_html
 from ...w3cdate import parse_datetime
 from .prefetch import PagePrefetch, peek_token
 from .tuning import reading_pages
-from .xmlpull import iterparse
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Reading ResourceSync documents (sitemaps): streaming, defended, one document at a time.
 
-A list document is downloaded to a temporary file (bounded size), then parsed with
-defusedxml's ``iterparse`` (DTDs, entities and external references refused) and yielded entry
-by entry, clearing each element after use: memory stays flat whatever the size of the source.
+A list document is downloaded to a temporary file (bounded size), then parsed streaming with
+defusedxml's defences (DTDs, entities and external references refused: ``sitemap_parser`` for
+the entries, ``safexml.iterparse`` for the header) and yielded entry by entry: memory stays
+flat whatever the size of the source.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from urllib.parse import urljoin
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
 
 from ...entry_factory import make_entry, make_link
 from ...errors import DocumentError, SyncError
 from ...http import Http
 from ...model import HASH_ALGORITHMS, Entry, Link, ListInfo
+from ...safexml import iterparse
 from ...sniff import looks_html
 from ...urls import join_url
 from ...w3cdate import parse_datetime
@@ -173,7 +174,7 @@ def read_header(path: Path, url: str) -> tuple[ListInfo, tuple[Link, ...]]:
     links: list[Link] = []
     depth = 0
     try:
-        for event, el in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+        for event, el in iterparse(path):
             if event == "start":
                 depth += 1
                 if depth == 1:

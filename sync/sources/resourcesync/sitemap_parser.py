@@ -15,18 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
 from xml.parsers import expat
 
-from defusedxml import (
-    DefusedXmlException,
-    DTDForbidden,
-    EntitiesForbidden,
-    ExternalReferenceForbidden,
-)
+from defusedxml import DefusedXmlException
 
 from ...errors import DocumentError, SyncError
 from ...model import Entry, Link
+from ...safexml import defused_parser
 
 SM_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 RS_NS = "http://www.openarchives.org/rs/terms/"
@@ -38,41 +33,6 @@ CHUNK = 1 << 18
 # an entry as read: loc text, lastmod text, rs:md attributes, rs:ln attributes
 Raw = tuple[str | None, str | None, dict[str, str] | None, list[dict[str, str]]]
 EntryBuilder = Callable[[str, Raw], Entry]
-
-
-def defused_parser() -> Any:
-    """An expat parser (namespaces split by a space) that refuses DTDs, entities and external
-    references, like defusedxml's parsers with ``forbid_dtd=True``."""
-    parser = expat.ParserCreate(namespace_separator=" ")
-
-    def doctype(name: str, sysid: str | None, pubid: str | None, has_internal: bool) -> NoReturn:
-        raise DTDForbidden(name, sysid, pubid)
-
-    def entity(
-        name: str,
-        is_param: bool,
-        value: str | None,
-        base: str | None,
-        sysid: str | None,
-        pubid: str | None,
-        notation: str | None,
-    ) -> NoReturn:
-        raise EntitiesForbidden(name, value, base, sysid, pubid, notation)
-
-    def unparsed(
-        name: str, base: str | None, sysid: str | None, pubid: str | None, notation: str
-    ) -> NoReturn:
-        raise EntitiesForbidden(name, None, base, sysid, pubid, notation)
-
-    def external(context: str, base: str | None, sysid: str | None, pubid: str | None) -> NoReturn:
-        raise ExternalReferenceForbidden(context, base, sysid, pubid)
-
-    parser.StartDoctypeDeclHandler = doctype
-    parser.EntityDeclHandler = entity
-    parser.UnparsedEntityDeclHandler = unparsed
-    parser.ExternalEntityRefHandler = external
-    parser.buffer_text = True
-    return parser
 
 
 def iter_raw_entries(path: Path, url: str, max_entries: int) -> Iterator[Raw]:
@@ -196,4 +156,4 @@ def attr_name(key: str) -> str:
     return f"{{{ns}}}{local}"
 
 
-__all__ = ["Link", "Raw", "attr_name", "defused_parser", "iter_entries", "iter_raw_entries"]
+__all__ = ["Link", "Raw", "attr_name", "iter_entries", "iter_raw_entries"]
