@@ -299,6 +299,9 @@ def test_answer_headers_read_as_requests_reads_them() -> None:
         assert ours["link"].count("rel=") == 2
         assert "x-interim" not in ours and "X-Interim" not in theirs
         assert "Location" not in ours and ours.get("Location") is None
+        assert ours.get("location", "none") == "none"
+        for name in ("LINK", "x-folded", "Content-Type", "content-length"):
+            assert ours.get(name) == theirs.get(name) == ours[name]
     finally:
         srv.close()
 
