@@ -30,7 +30,9 @@ from .model import Entry, Item, Link
 @dataclass
 class Fetched:
     """A resource's bytes in a local temporary file, verified against what the source
-    announced (length, hashes, type), with the name and type to deposit it under."""
+    announced (length, hashes, type), with the name and type to deposit it under. A source
+    that builds a small record itself (SAF's item metadata) may hand the bytes over in
+    ``data`` instead of a file: ``read_bytes`` gives them either way."""
 
     entry: Entry
     path: Path
@@ -41,6 +43,12 @@ class Fetched:
     discard_fn: Callable[[], None] = lambda: None
     # a temporary copy only this run holds: a destination may link it in place of copying
     temporary: bool = False
+    # the bytes themselves, held in memory (then ``path`` names no file): metadata records only
+    data: bytes | None = None
+
+    def read_bytes(self) -> bytes:
+        """The resource's bytes (a metadata record is read whole)."""
+        return self.data if self.data is not None else self.path.read_bytes()
 
     def discard(self) -> None:
         """Remove the temporary copy (sources that hand out their own files do nothing)."""

@@ -257,17 +257,15 @@ class SafSource:
                 hint="run again: the next listing sees the new version",
             )
         data = dublin_core.combine(roots)
-        path = self._temp_file(".xml")
-        path.write_bytes(data)
+        # a few KiB read back at once by the depositor: held in memory, no temporary file
         return Fetched(
             entry=entry,
-            path=path,
+            path=Path(folder, "metadata.xml"),
             size=len(data),
             md5=hashlib.md5(data).hexdigest(),
             filename="metadata.xml",
             content_type="application/xml",
-            discard_fn=lambda: path.unlink(missing_ok=True),
-            temporary=True,
+            data=data,
         )
 
     def _fetch_file(self, entry: Entry, folder: str, name: str) -> Fetched:
