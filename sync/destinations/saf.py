@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +72,9 @@ class StagedFile:
 
 @dataclass
 class Staged:
-    """An item being built (``<item>.json`` beside its staging folder)."""
+    """An item being built (``<item>.json`` beside its staging folder): a header line saying
+    what it is, then one line per file placed. Placing a file appends its line (no rewrite of
+    the note, no new file); a line cut short by a kill is not a file held."""
 
     kind: str  # add | replace
     collection: str
@@ -80,19 +82,31 @@ class Staged:
     files: list[StagedFile] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, data: bytes) -> Staged:
-        raw = json.loads(data)
-        files = [StagedFile(**f) for f in raw.pop("files")]
-        return cls(files=files, **raw)
+    def from_json(cls, data: bytes) -> tuple[Staged, bool]:
+        """The note and whether it is whole (False: a line was cut short by a kill)."""
+        lines = data.split(b"\n")
+        raw = json.loads(lines[0])
+        files = [StagedFile(**f) for f in raw.pop("files", [])]  # a note of 0.x: one object
+        staged = cls(files=files, **raw)
+        whole = len(lines) > 1 and lines[-1] == b""
+        for line in lines[1:-1]:
+            try:
+                staged.files.append(StagedFile(**json.loads(line)))
+            except (ValueError, TypeError):
+                return staged, False
+        return staged, whole
 
     def to_json(self) -> bytes:
-        data = {
-            "kind": self.kind,
-            "collection": self.collection,
-            "handle": self.handle,
-            "files": [{"name": f.name, "md5": f.md5, "size": f.size} for f in self.files],
-        }
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+        head = {"kind": self.kind, "collection": self.collection, "handle": self.handle}
+        return b"".join([_line(head), *(file_line(f) for f in self.files)])
+
+
+def file_line(f: StagedFile) -> bytes:
+    return _line({"name": f.name, "md5": f.md5, "size": f.size})
+
+
+def _line(data: Mapping[str, object]) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 class SafDestination:
@@ -209,11 +223,13 @@ class SafDestination:
         staged = self._staged(container)
         staging = self._staging(name)
         filename = self._file_name(file.filename, staged)
-        part = staging / f".part-{filename}"
-        place(file, part)
-        os.replace(part, staging / filename)
-        staged.files.append(StagedFile(filename, file.md5, file.size))
-        self._save(name, staged)
+        # the note's line makes the file held: a file placed in part by a killed run is not
+        # in the note, and is placed again (the same name) by the replay
+        place(file, staging / filename)
+        held = StagedFile(filename, file.md5, file.size)
+        staged.files.append(held)
+        with self._json(name).open("ab") as note:
+            note.write(file_line(held))
         return filename
 
     def replace_metadata(self, container: Container, metadata: Metadata) -> None:
@@ -244,12 +260,12 @@ class SafDestination:
             raise DepositError("nothing staged to complete", resource=name)
         staging = self._staging(name)
         lines = [saf_contents.ContentsLine(f.name, bundle="ORIGINAL") for f in staged.files]
-        write_atomic(
-            staging / "contents", saf_contents.render(lines).encode("utf-8"), durable=False
-        )
-        write_atomic(staging / "collections", f"{staged.collection}\n".encode(), durable=False)
+        # written in place: a kill before the rename below leaves the note, and the replay
+        # writes them again
+        (staging / "contents").write_bytes(saf_contents.render(lines).encode("utf-8"))
+        (staging / "collections").write_bytes(f"{staged.collection}\n".encode())
         if staged.kind == ADD and staged.handle:
-            write_atomic(staging / "handle", f"{staged.handle}\n".encode(), durable=False)
+            (staging / "handle").write_bytes(f"{staged.handle}\n".encode())
         sync_folder(staging)  # the whole item on disk before it enters the batch
         batch = self._run_batch()
         target = self.batches.dir(batch) / staged.kind / name
@@ -373,7 +389,10 @@ class SafDestination:
         if not self._staging(name).is_dir():  # the rename was done, the note not removed
             self._json(name).unlink(missing_ok=True)
             return None
-        return Staged.from_json(data)
+        staged, whole = Staged.from_json(data)
+        if not whole:  # cut short by a kill: the files it names in full are held
+            self._save(name, staged)
+        return staged
 
     def _save(self, name: str, staged: Staged) -> None:
         write_atomic(self._json(name), staged.to_json(), durable=False)
@@ -432,8 +451,11 @@ class SafDestination:
         for old in folder.iterdir():
             if dublin_core.schema_of_filename(old.name):
                 old.unlink()
+        # written in place: a create writes its note after them, an update has its note say
+        # it is a replacement (a killed one is rebuilt from the live item): a file cut short
+        # by a kill never reaches a batch
         for filename, data in dublin_core.metadata_files(record).items():
-            write_atomic(folder / filename, data, durable=False)
+            (folder / filename).write_bytes(data)
 
     def _finish_batch(self, batch: str) -> None:
         """Write ``IMPORT.sh`` (and the zips) of a batch from what its folder holds."""

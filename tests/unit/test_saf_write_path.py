@@ -5,6 +5,7 @@ staging, anything else copied; a staged file lost before completion is not claim
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -179,3 +180,62 @@ def test_an_item_folder_swapped_for_a_symlink_after_listing_is_refused(tmp_path:
     with pytest.raises(SyncError, match="outside the item folder"):
         source.fetch(entries[file_loc("123456789/11", "data 1.csv")])
     source.close()
+
+
+def test_a_note_line_cut_short_by_a_kill_is_no_file_held(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    container = dest.create(COL, metadata("k3", record(title="Three")), slug="k3")
+    files = []
+    for name, data in (("a.pdf", b"first"), ("b.txt", b"second")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        files.append(_fetched(path, temporary=False))
+    dest.add_file(container, files[0])
+    dest.add_file(container, files[1])
+    note = tmp_path / "out" / ".staging" / f"{container.id}.json"
+    note.write_bytes(note.read_bytes()[:-9])  # killed while b.txt's line was written
+    assert [h.name for h in dest.contents(container)] == ["a.pdf"]
+    # the replay places b.txt again; the note is whole again and lists each file once
+    assert dest.add_file(container, files[1]) == "b.txt"
+    assert [(h.name, h.md5) for h in dest.contents(container)] == [
+        ("a.pdf", _md5(b"first")),
+        ("b.txt", _md5(b"second")),
+    ]
+    dest.complete(container)
+    dest.close_run()
+    (folder,) = (tmp_path / "out" / "run-0001" / "add").iterdir()
+    assert (folder / "contents").read_text(encoding="utf-8").splitlines() == [
+        "a.pdf\tbundle:ORIGINAL",
+        "b.txt\tbundle:ORIGINAL",
+    ]
+    assert (folder / "b.txt").read_bytes() == b"second"
+
+
+def test_a_note_written_by_an_earlier_version_is_read(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    container = dest.create(COL, metadata("k4", record(title="Four")), slug="k4")
+    staging = tmp_path / "out" / ".staging"
+    (staging / container.id / "a.pdf").write_bytes(b"held")
+    old = {"kind": "add", "collection": COL, "handle": None, "files": []}
+    old["files"] = [{"name": "a.pdf", "md5": _md5(b"held"), "size": 4}]
+    (staging / f"{container.id}.json").write_text(json.dumps(old), encoding="utf-8")
+    assert [(h.name, h.size) for h in dest.contents(container)] == [("a.pdf", 4)]
+
+
+def test_the_item_metadata_is_handed_over_in_memory(tmp_path: Path) -> None:
+    root = write_export(tmp_path / "export", export_items()[:1])
+    source, entries = _listed(root)
+    got = source.fetch(entries["saf:123456789/11/metadata"])
+    assert got.data is not None and got.read_bytes() == got.data
+    assert (got.md5, got.size) == (_md5(got.data), len(got.data))
+    assert b"<saf_metadata>" in got.data
+    assert not tempfile_leftovers(source)
+    source.close()
+
+
+def tempfile_leftovers(source: SafSource) -> list[Path]:
+    """Files in the source's temporary folder (none: nothing fetched is held there)."""
+    folder = source._tmp
+    return list(folder.iterdir()) if folder is not None else []
