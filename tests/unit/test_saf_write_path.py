@@ -239,3 +239,20 @@ def tempfile_leftovers(source: SafSource) -> list[Path]:
     """Files in the source's temporary folder (none: nothing fetched is held there)."""
     folder = source._tmp
     return list(folder.iterdir()) if folder is not None else []
+
+
+def test_notes_of_batched_items_are_gone_when_the_run_closes(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"bytes")
+    done = deposit_create(
+        dest, COL, metadata("k5", record(title="Five")), [_fetched(path, temporary=False)]
+    )
+    building = dest.create(COL, metadata("k6", record(title="Six")), slug="k6")
+    # a batched item is read from its batch, also while its note waits for the run's end
+    assert [h.name for h in dest.contents(done)] == ["a.pdf"]
+    assert dest.complete(done) == "batched"
+    dest.close_run()
+    staging = tmp_path / "out" / ".staging"
+    assert sorted(p.name for p in staging.iterdir()) == [building.id, f"{building.id}.json"]
