@@ -110,6 +110,12 @@ class Source(Protocol):
     type_name: str
     """The registry name (``resourcesync``, ``oai-pmh``, ``saf``, ``memory``)."""
 
+    remote: bool
+    """Whether a fetch waits on the network: an item's resources are then fetched at once
+    (their round trips overlap). A local archive's fetches are disk and CPU work that the
+    items' own workers already spread over the cores: handing them to more threads only
+    costs hand-offs."""
+
     location: str
     """The URL or path the user gave: named in messages and guards."""
 

@@ -84,6 +84,7 @@ class SafSource:
     """Items of a SAF export (see the module docstring)."""
 
     type_name = "saf"
+    remote = False  # a folder or zip on this machine
 
     def __init__(self, path: Path, *, bundles: Sequence[str] = ("ORIGINAL",)) -> None:
         self.path = Path(path)
