@@ -32,6 +32,7 @@ from ..model import Entry, Link
 from .resource_rows import ResourceRow, links_text, resource_row, utc_text
 
 SCHEMA_VERSION = 3
+MEMBERS_PER_STATEMENT = 100  # 300 bound values: well under SQLite's limit
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -500,12 +501,15 @@ class State:
                     " ON CONFLICT(key) DO UPDATE SET seen_run=excluded.seen_run",
                     (key, PENDING, run_id, now()),
                 )
-            for loc in metadata:
+            rows = [(loc, key, "metadata") for loc in metadata]
+            rows += [(loc, key, "file") for loc in files]
+            # a few rows per statement: each statement waits for the GIL again
+            for start in range(0, len(rows), MEMBERS_PER_STATEMENT):
+                chunk = rows[start : start + MEMBERS_PER_STATEMENT]
                 self.db.execute(
-                    "INSERT OR REPLACE INTO members VALUES (?, ?, 'metadata')", (loc, key)
+                    "INSERT OR REPLACE INTO members VALUES " + ",".join(["(?, ?, ?)"] * len(chunk)),
+                    [value for row in chunk for value in row],
                 )
-            for loc in files:
-                self.db.execute("INSERT OR REPLACE INTO members VALUES (?, ?, 'file')", (loc, key))
 
     def item_keys(self, statuses: Iterable[str] | None = None) -> list[str]:
         with self._lock:
