@@ -130,6 +130,9 @@ class SafDestination:
         self.batches = Batches(self.root)
         self._batch: str | None = None
         self._lock = threading.Lock()
+        # the notes of the items this process is building, as last written: the disk is read
+        # once (a replay), not at every file (one worker builds an item at a time)
+        self._notes: dict[str, Staged] = {}
 
     # -- what it can do ----------------------------------------------------------------------
     @property
@@ -275,6 +278,7 @@ class SafDestination:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
+            self._notes.pop(name, None)
             if staged.kind == REPLACE and staged.handle:
                 self.batches.set_map_line(batch, "replace.map", name, staged.handle)
         # the note stays until the run closes (a note without its folder is read as done):
@@ -385,6 +389,9 @@ class SafDestination:
         return self.root / STAGING / f"{name}.json"
 
     def _load(self, name: str) -> Staged | None:
+        staged = self._notes.get(name)
+        if staged is not None:
+            return staged
         try:
             data = self._json(name).read_bytes()
         except FileNotFoundError:
@@ -395,6 +402,7 @@ class SafDestination:
         staged, whole = Staged.from_json(data)
         if not whole:  # cut short by a kill: the files it names in full are held
             self._save(name, staged)
+        self._notes[name] = staged
         return staged
 
     def _remove_done_notes(self) -> None:
@@ -411,8 +419,10 @@ class SafDestination:
 
     def _save(self, name: str, staged: Staged) -> None:
         write_atomic(self._json(name), staged.to_json(), durable=False)
+        self._notes[name] = staged
 
     def _discard_staging(self, name: str) -> None:
+        self._notes.pop(name, None)
         self._json(name).unlink(missing_ok=True)
         shutil.rmtree(self._staging(name), ignore_errors=True)
 

@@ -195,6 +195,8 @@ def test_a_note_line_cut_short_by_a_kill_is_no_file_held(tmp_path: Path) -> None
     dest.add_file(container, files[1])
     note = tmp_path / "out" / ".staging" / f"{container.id}.json"
     note.write_bytes(note.read_bytes()[:-9])  # killed while b.txt's line was written
+    dest = SafDestination(tmp_path / "out", collection=COL)  # the replay's process
+    dest.open_run(2)
     assert [h.name for h in dest.contents(container)] == ["a.pdf"]
     # the replay places b.txt again; the note is whole again and lists each file once
     assert dest.add_file(container, files[1]) == "b.txt"
@@ -204,7 +206,7 @@ def test_a_note_line_cut_short_by_a_kill_is_no_file_held(tmp_path: Path) -> None
     ]
     dest.complete(container)
     dest.close_run()
-    (folder,) = (tmp_path / "out" / "run-0001" / "add").iterdir()
+    (folder,) = (tmp_path / "out" / "run-0002" / "add").iterdir()
     assert (folder / "contents").read_text(encoding="utf-8").splitlines() == [
         "a.pdf\tbundle:ORIGINAL",
         "b.txt\tbundle:ORIGINAL",
@@ -221,6 +223,7 @@ def test_a_note_written_by_an_earlier_version_is_read(tmp_path: Path) -> None:
     old = {"kind": "add", "collection": COL, "handle": None, "files": []}
     old["files"] = [{"name": "a.pdf", "md5": _md5(b"held"), "size": 4}]
     (staging / f"{container.id}.json").write_text(json.dumps(old), encoding="utf-8")
+    dest = SafDestination(tmp_path / "out", collection=COL)  # this version's process
     assert [(h.name, h.size) for h in dest.contents(container)] == [("a.pdf", 4)]
 
 
