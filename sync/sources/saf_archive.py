@@ -97,7 +97,9 @@ class DirArchive:
         path = self._path(folder, name)
         if not os.path.isfile(path):
             raise ArchiveError(f"{name!r} is missing", resource=f"{folder}/{name}")
-        with open(path, "rb") as fh:
+        # unbuffered: members are read whole or in large blocks (a buffered file asks the
+        # kernel whether it is a terminal and where it stands, per open)
+        with open(path, "rb", buffering=0) as fh:
             yield fh
 
     def close(self) -> None:
