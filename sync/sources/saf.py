@@ -242,11 +242,9 @@ class SafSource:
         return self._fetch_file(entry, folder, parsed.name)
 
     def _temp_file(self, suffix: str) -> Path:
-        """A new empty file in this source's private temporary folder (numbered: cheaper than
-        mkstemp's random names; the folder is ours alone)."""
-        path = self._tmpdir() / f"{next(self._numbers)}{suffix}"
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        return path
+        """A new name in this source's private temporary folder (numbered: cheaper than
+        mkstemp's random names; the folder is ours alone, so the name is free)."""
+        return self._tmpdir() / f"{next(self._numbers)}{suffix}"
 
     def _fetch_metadata(self, entry: Entry, folder: str) -> Fetched:
         roots, fingerprint = self._metadata_roots(folder, entry.loc)
