@@ -360,8 +360,8 @@ class Engine:
 
     # -- link, plan, deposit -----------------------------------------------------------------
     def _depositor(self, run_id: int) -> Depositor:
-        # with several workers, an item's files download while its record is read: an
-        # item waits for one round trip to the source instead of one per resource
+        # with several workers, a remote source's files download while the item's record is
+        # read: an item waits for one round trip to the source instead of one per resource
         threads = self.s.workers if self.s.workers > 1 and self.source.remote else 0
         return Depositor(
             self.state, self.source, self.dest, self.s.policy, run_id, fetch_threads=threads
