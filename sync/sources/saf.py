@@ -17,6 +17,7 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,6 +95,7 @@ class SafSource:
         self._folders: dict[str, str] | None = None  # key -> folder
         self._tmp: Path | None = None
         self._numbers = itertools.count()  # temporary file names (next() is atomic)
+        self._tmp_lock = threading.Lock()  # workers fetch at once: one temporary folder
         self._hashed = HashMemo()  # files the listing hashed, copied unhashed by the fetch
 
     # -- the archive -------------------------------------------------------------------------
@@ -228,9 +230,10 @@ class SafSource:
 
     # -- fetch -------------------------------------------------------------------------------
     def _tmpdir(self) -> Path:
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="resync-saf-"))
-        return self._tmp
+        with self._tmp_lock:
+            if self._tmp is None:
+                self._tmp = Path(tempfile.mkdtemp(prefix="resync-saf-"))
+            return self._tmp
 
     def fetch(self, entry: Entry) -> Fetched:
         parsed = parse_loc(entry.loc)

@@ -9,6 +9,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -259,3 +260,31 @@ def test_notes_of_batched_items_are_gone_when_the_run_closes(tmp_path: Path) -> 
     dest.close_run()
     staging = tmp_path / "out" / ".staging"
     assert sorted(p.name for p in staging.iterdir()) == [building.id, f"{building.id}.json"]
+
+
+def test_fetches_at_once_share_one_temporary_folder_removed_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    mkdtemp = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        time.sleep(0.05)  # the other workers' first fetches come meanwhile
+        return mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
+    root = write_export(tmp_path / "export", export_items())
+    source, entries = _listed(root)
+    files = [e for e in entries.values() if e.length is not None]
+    with ThreadPoolExecutor(8) as pool:
+        fetched = list(pool.map(source.fetch, files))
+    assert len(list(temp.iterdir())) == 1
+    for got in fetched:
+        got.discard()
+    source.close()
+    assert list(temp.iterdir()) == []
