@@ -30,7 +30,9 @@ from .model import Entry, Item, Link
 @dataclass
 class Fetched:
     """A resource's bytes in a local temporary file, verified against what the source
-    announced (length, hashes, type), with the name and type to deposit it under."""
+    announced (length, hashes, type), with the name and type to deposit it under. A source
+    that builds a small record itself (SAF's item metadata) may hand the bytes over in
+    ``data`` instead of a file: ``read_bytes`` gives them either way."""
 
     entry: Entry
     path: Path
@@ -41,6 +43,12 @@ class Fetched:
     discard_fn: Callable[[], None] = lambda: None
     # a temporary copy only this run holds: a destination may link it in place of copying
     temporary: bool = False
+    # the bytes themselves, held in memory (then ``path`` names no file): metadata records only
+    data: bytes | None = None
+
+    def read_bytes(self) -> bytes:
+        """The resource's bytes (a metadata record is read whole)."""
+        return self.data if self.data is not None else self.path.read_bytes()
 
     def discard(self) -> None:
         """Remove the temporary copy (sources that hand out their own files do nothing)."""
@@ -101,6 +109,12 @@ class Source(Protocol):
 
     type_name: str
     """The registry name (``resourcesync``, ``oai-pmh``, ``saf``, ``memory``)."""
+
+    remote: bool
+    """Whether a fetch waits on the network: an item's resources are then fetched at once
+    (their round trips overlap). A local archive's fetches are disk and CPU work that the
+    items' own workers already spread over the cores: handing them to more threads only
+    costs hand-offs."""
 
     location: str
     """The URL or path the user gave: named in messages and guards."""
@@ -412,10 +426,12 @@ class StateStore(Protocol):
 
     # items and their members
     def key_for(self, locs: Iterable[str]) -> str | None: ...
+    def keys_for(self, groups: Iterable[Iterable[str]]) -> list[str | None]: ...
     def set_members(
         self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
     ) -> None: ...
     def item(self, key: str) -> ItemState | None: ...
+    def items(self, keys: Iterable[str]) -> dict[str, ItemState]: ...
     def item_keys(self, statuses: Iterable[ItemStatus] | None = None) -> list[str]: ...
     def count_items(self) -> dict[str, int]: ...
     def unseen_items(self, run_id: int) -> list[str]: ...

@@ -128,7 +128,7 @@ class Depositor:
         for record in item.metadata:
             got = self.source.fetch(record)
             try:
-                data = got.path.read_bytes()
+                data = got.read_bytes()
             finally:
                 got.discard()
             try:

@@ -12,6 +12,7 @@ undo:        delete the containers one run created
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
@@ -359,33 +360,46 @@ class Engine:
 
     # -- link, plan, deposit -----------------------------------------------------------------
     def _depositor(self, run_id: int) -> Depositor:
-        # with several workers, an item's files download while its record is read: an
-        # item waits for one round trip to the source instead of one per resource
-        threads = self.s.workers if self.s.workers > 1 else 0
+        # with several workers, a remote source's files download while the item's record is
+        # read: an item waits for one round trip to the source instead of one per resource
+        threads = self.s.workers if self.s.workers > 1 and self.source.remote else 0
         return Depositor(
             self.state, self.source, self.dest, self.s.policy, run_id, fetch_threads=threads
         )
 
-    def _desired(self, locs: set[str] | None, keys: set[str] | None) -> Iterator[Item]:
-        """Items as the source has them now. With ``locs`` / ``keys`` given, only the items
-        that contain one of those locs or have one of those keys (touched items)."""
+    def _desired(
+        self, locs: set[str] | None, keys: set[str] | None
+    ) -> Iterator[tuple[Item, ItemState | None]]:
+        """Items as the source has them now, each with its recorded state. With ``locs`` /
+        ``keys`` given, only the items that contain one of those locs or have one of those
+        keys (touched items). The state DB is read for a few dozen items at once: the workers'
+        writes come in between, and each read waits for them."""
         graph = LinkGraph(known=self.state.is_known)
         for loc, links in self.state.iter_link_records():
             graph.add(loc, links)
         everything = locs is None and keys is None
-        for group in graph.groups():
-            if group.kind == "orphan":
-                continue
-            if group.kind == "standalone" and self.s.unlinked == "skip":
-                continue
-            key = self.state.key_for(group.locs)
-            if not everything and not (
-                (locs is not None and any(loc in locs for loc in group.locs))
+        groups = (
+            g
+            for g in graph.groups()
+            if g.kind != "orphan" and not (g.kind == "standalone" and self.s.unlinked == "skip")
+        )
+        while chunk := list(itertools.islice(groups, READ_AHEAD)):
+            chunk_keys = self.state.keys_for([group.locs for group in chunk])
+            wanted = [
+                (group, key)
+                for group, key in zip(chunk, chunk_keys, strict=True)
+                if everything
+                or (locs is not None and any(loc in locs for loc in group.locs))
                 or (keys is not None and key in keys)
-            ):
-                continue
-            entries = self.state.entries(group.locs)
-            yield build_item(group, entries, preference=self.s.metadata_preference, key=key)
+            ]
+            entries = self.state.entries(loc for group, _key in wanted for loc in group.locs)
+            items = [
+                build_item(group, entries, preference=self.s.metadata_preference, key=key)
+                for group, key in wanted
+            ]
+            states = self.state.items([item.key for item in items])
+            for item in items:
+                yield item, states.get(item.key)
 
     def _collection_for(self, item: Item) -> str:
         if item.collection and item.collection in self.s.collections:
@@ -420,8 +434,7 @@ class Engine:
         try:
             # creates and updates stream to the workers as they are planned: memory stays
             # bounded by the pool, not by the size of the source
-            for item in self._desired(only, keys):
-                st = self.state.item(item.key)
+            for item, st in self._desired(only, keys):
                 self.state.set_members(
                     item.key,
                     [e.loc for e in item.metadata],
@@ -506,6 +519,8 @@ class Engine:
         log.error("%s", exc.describe())
         counts.add("failed")
 
+
+READ_AHEAD = 32  # items whose recorded state is read at once while planning
 
 # Workers spend their time waiting on the network; what they share is the state DB, whose
 # calls release the GIL and must win it back before the next worker may write. With many

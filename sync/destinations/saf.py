@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,7 +72,9 @@ class StagedFile:
 
 @dataclass
 class Staged:
-    """An item being built (``<item>.json`` beside its staging folder)."""
+    """An item being built (``<item>.json`` beside its staging folder): a header line saying
+    what it is, then one line per file placed. Placing a file appends its line (no rewrite of
+    the note, no new file); a line cut short by a kill is not a file held."""
 
     kind: str  # add | replace
     collection: str
@@ -80,19 +82,31 @@ class Staged:
     files: list[StagedFile] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, data: bytes) -> Staged:
-        raw = json.loads(data)
-        files = [StagedFile(**f) for f in raw.pop("files")]
-        return cls(files=files, **raw)
+    def from_json(cls, data: bytes) -> tuple[Staged, bool]:
+        """The note and whether it is whole (False: a line was cut short by a kill)."""
+        lines = data.split(b"\n")
+        raw = json.loads(lines[0])
+        files = [StagedFile(**f) for f in raw.pop("files", [])]  # a note of 0.x: one object
+        staged = cls(files=files, **raw)
+        whole = len(lines) > 1 and lines[-1] == b""
+        for line in lines[1:-1]:
+            try:
+                staged.files.append(StagedFile(**json.loads(line)))
+            except (ValueError, TypeError):
+                return staged, False
+        return staged, whole
 
     def to_json(self) -> bytes:
-        data = {
-            "kind": self.kind,
-            "collection": self.collection,
-            "handle": self.handle,
-            "files": [{"name": f.name, "md5": f.md5, "size": f.size} for f in self.files],
-        }
-        return json.dumps(data, ensure_ascii=False).encode("utf-8")
+        head = {"kind": self.kind, "collection": self.collection, "handle": self.handle}
+        return b"".join([_line(head), *(file_line(f) for f in self.files)])
+
+
+def file_line(f: StagedFile) -> bytes:
+    return _line({"name": f.name, "md5": f.md5, "size": f.size})
+
+
+def _line(data: Mapping[str, object]) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 class SafDestination:
@@ -116,6 +130,9 @@ class SafDestination:
         self.batches = Batches(self.root)
         self._batch: str | None = None
         self._lock = threading.Lock()
+        # the notes of the items this process is building, as last written: the disk is read
+        # once (a replay), not at every file (one worker builds an item at a time)
+        self._notes: dict[str, Staged] = {}
 
     # -- what it can do ----------------------------------------------------------------------
     @property
@@ -161,6 +178,7 @@ class SafDestination:
         batch = self._run_batch()
         if self.batches.dir(batch).is_dir():
             self._finish_batch(batch)
+        self._remove_done_notes()
         self._batch = None
 
     def waiting(self) -> list[str]:
@@ -209,11 +227,13 @@ class SafDestination:
         staged = self._staged(container)
         staging = self._staging(name)
         filename = self._file_name(file.filename, staged)
-        part = staging / f".part-{filename}"
-        place(file, part)
-        os.replace(part, staging / filename)
-        staged.files.append(StagedFile(filename, file.md5, file.size))
-        self._save(name, staged)
+        # the note's line makes the file held: a file placed in part by a killed run is not
+        # in the note, and is placed again (the same name) by the replay
+        place(file, staging / filename)
+        held = StagedFile(filename, file.md5, file.size)
+        staged.files.append(held)
+        with self._json(name).open("ab") as note:
+            note.write(file_line(held))
         return filename
 
     def replace_metadata(self, container: Container, metadata: Metadata) -> None:
@@ -244,12 +264,12 @@ class SafDestination:
             raise DepositError("nothing staged to complete", resource=name)
         staging = self._staging(name)
         lines = [saf_contents.ContentsLine(f.name, bundle="ORIGINAL") for f in staged.files]
-        write_atomic(
-            staging / "contents", saf_contents.render(lines).encode("utf-8"), durable=False
-        )
-        write_atomic(staging / "collections", f"{staged.collection}\n".encode(), durable=False)
+        # written in place: a kill before the rename below leaves the note, and the replay
+        # writes them again
+        (staging / "contents").write_bytes(saf_contents.render(lines).encode("utf-8"))
+        (staging / "collections").write_bytes(f"{staged.collection}\n".encode())
         if staged.kind == ADD and staged.handle:
-            write_atomic(staging / "handle", f"{staged.handle}\n".encode(), durable=False)
+            (staging / "handle").write_bytes(f"{staged.handle}\n".encode())
         sync_folder(staging)  # the whole item on disk before it enters the batch
         batch = self._run_batch()
         target = self.batches.dir(batch) / staged.kind / name
@@ -258,9 +278,12 @@ class SafDestination:
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
+            self._notes.pop(name, None)
             if staged.kind == REPLACE and staged.handle:
                 self.batches.set_map_line(batch, "replace.map", name, staged.handle)
-        self._json(name).unlink(missing_ok=True)
+        # the note stays until the run closes (a note without its folder is read as done):
+        # deleting files while creating others makes ext4 skip the freed inodes one by one
+        # on every create (without a journal, for five minutes), a cost that grows with the run
         return "batched"
 
     def delete(self, container: Container) -> None:
@@ -366,6 +389,9 @@ class SafDestination:
         return self.root / STAGING / f"{name}.json"
 
     def _load(self, name: str) -> Staged | None:
+        staged = self._notes.get(name)
+        if staged is not None:
+            return staged
         try:
             data = self._json(name).read_bytes()
         except FileNotFoundError:
@@ -373,12 +399,30 @@ class SafDestination:
         if not self._staging(name).is_dir():  # the rename was done, the note not removed
             self._json(name).unlink(missing_ok=True)
             return None
-        return Staged.from_json(data)
+        staged, whole = Staged.from_json(data)
+        if not whole:  # cut short by a kill: the files it names in full are held
+            self._save(name, staged)
+        self._notes[name] = staged
+        return staged
+
+    def _remove_done_notes(self) -> None:
+        """The notes of items that entered a batch (their staging folder is gone)."""
+        try:
+            with os.scandir(self.root / STAGING) as it:
+                names = {entry.name for entry in it}
+        except FileNotFoundError:
+            return
+        for name in names:
+            item, dot, ext = name.rpartition(".")
+            if dot and ext == "json" and item not in names:
+                self._json(item).unlink(missing_ok=True)
 
     def _save(self, name: str, staged: Staged) -> None:
         write_atomic(self._json(name), staged.to_json(), durable=False)
+        self._notes[name] = staged
 
     def _discard_staging(self, name: str) -> None:
+        self._notes.pop(name, None)
         self._json(name).unlink(missing_ok=True)
         shutil.rmtree(self._staging(name), ignore_errors=True)
 
@@ -432,8 +476,11 @@ class SafDestination:
         for old in folder.iterdir():
             if dublin_core.schema_of_filename(old.name):
                 old.unlink()
+        # written in place: a create writes its note after them, an update has its note say
+        # it is a replacement (a killed one is rebuilt from the live item): a file cut short
+        # by a kill never reaches a batch
         for filename, data in dublin_core.metadata_files(record).items():
-            write_atomic(folder / filename, data, durable=False)
+            (folder / filename).write_bytes(data)
 
     def _finish_batch(self, batch: str) -> None:
         """Write ``IMPORT.sh`` (and the zips) of a batch from what its folder holds."""

@@ -48,5 +48,5 @@ def sync_folder(folder: Path) -> None:
     with os.scandir(folder) as it:
         for entry in it:
             if entry.is_file(follow_symlinks=False):
-                fsync_path(Path(entry.path))
+                fsync_path(entry.path)
     fsync_path(folder)

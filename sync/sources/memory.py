@@ -52,6 +52,7 @@ class MemorySource:
     location: str = "mem://source"
     feed: bool = True
     type_name: str = NAME
+    remote: bool = True  # stands in for a server in tests
     resources: dict[str, _Resource] = field(default_factory=dict)
     log: list[Entry] = field(default_factory=list)
     broken: set[str] = field(default_factory=set)  # locs whose fetch fails

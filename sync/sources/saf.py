@@ -17,6 +17,7 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,6 +85,7 @@ class SafSource:
     """Items of a SAF export (see the module docstring)."""
 
     type_name = "saf"
+    remote = False  # a folder or zip on this machine
 
     def __init__(self, path: Path, *, bundles: Sequence[str] = ("ORIGINAL",)) -> None:
         self.path = Path(path)
@@ -93,6 +95,7 @@ class SafSource:
         self._folders: dict[str, str] | None = None  # key -> folder
         self._tmp: Path | None = None
         self._numbers = itertools.count()  # temporary file names (next() is atomic)
+        self._tmp_lock = threading.Lock()  # workers fetch at once: one temporary folder
         self._hashed = HashMemo()  # files the listing hashed, copied unhashed by the fetch
 
     # -- the archive -------------------------------------------------------------------------
@@ -227,9 +230,10 @@ class SafSource:
 
     # -- fetch -------------------------------------------------------------------------------
     def _tmpdir(self) -> Path:
-        if self._tmp is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="resync-saf-"))
-        return self._tmp
+        with self._tmp_lock:
+            if self._tmp is None:
+                self._tmp = Path(tempfile.mkdtemp(prefix="resync-saf-"))
+            return self._tmp
 
     def fetch(self, entry: Entry) -> Fetched:
         parsed = parse_loc(entry.loc)
@@ -241,11 +245,9 @@ class SafSource:
         return self._fetch_file(entry, folder, parsed.name)
 
     def _temp_file(self, suffix: str) -> Path:
-        """A new empty file in this source's private temporary folder (numbered: cheaper than
-        mkstemp's random names; the folder is ours alone)."""
-        path = self._tmpdir() / f"{next(self._numbers)}{suffix}"
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        return path
+        """A new name in this source's private temporary folder (numbered: cheaper than
+        mkstemp's random names; the folder is ours alone, so the name is free)."""
+        return self._tmpdir() / f"{next(self._numbers)}{suffix}"
 
     def _fetch_metadata(self, entry: Entry, folder: str) -> Fetched:
         roots, fingerprint = self._metadata_roots(folder, entry.loc)
@@ -257,17 +259,15 @@ class SafSource:
                 hint="run again: the next listing sees the new version",
             )
         data = dublin_core.combine(roots)
-        path = self._temp_file(".xml")
-        path.write_bytes(data)
+        # a few KiB read back at once by the depositor: held in memory, no temporary file
         return Fetched(
             entry=entry,
-            path=path,
+            path=Path(folder, "metadata.xml"),
             size=len(data),
             md5=hashlib.md5(data).hexdigest(),
             filename="metadata.xml",
             content_type="application/xml",
-            discard_fn=lambda: path.unlink(missing_ok=True),
-            temporary=True,
+            data=data,
         )
 
     def _fetch_file(self, entry: Entry, folder: str, name: str) -> Fetched:

@@ -45,7 +45,9 @@ class DirArchive:
         self.root = root.resolve()
         self.location = str(root)
         self.problems: list[ArchiveError] = []
-        self._bases: dict[str, Path] = {}  # item folder -> its resolved path
+        # item folder -> its resolved path. Paths are strings from here on: an item's dozen
+        # file look-ups through pathlib cost more than the system calls they make
+        self._bases: dict[str, str] = {}
 
     def folders(self) -> list[str]:
         self.problems = []
@@ -64,44 +66,51 @@ class DirArchive:
             found.append(rel)
         return sorted(set(found))
 
-    def _path(self, folder: str, name: str) -> Path:
-        check_member_name(name, resource=f"{folder}/{name}")
+    def _base(self, folder: str) -> str:
         base = self._bases.get(folder)
         if base is None:
-            base = self._bases[folder] = (self.root / folder).resolve()
-        path = base / name
+            base = self._bases[folder] = os.path.realpath(os.path.join(self.root, folder))
+        return base
+
+    def _path(self, folder: str, name: str) -> str:
+        check_member_name(name, resource=f"{folder}/{name}")
+        base = self._base(folder)
+        path = os.path.join(base, name)
         if not any_symlink(base, name):
             return path  # the name has no '..' and no symlink: it is inside the folder
-        resolved = path.resolve()
-        if not resolved.is_relative_to(base):
+        resolved = os.path.realpath(path)
+        if not resolved.startswith(base + os.sep):
             raise ArchiveError(
                 f"{name!r} leads outside the item folder (a symlink)", resource=f"{folder}/{name}"
             )
         return resolved
 
     def exists(self, folder: str, name: str) -> bool:
-        return self._path(folder, name).is_file()
+        return os.path.isfile(self._path(folder, name))
 
     def members(self, folder: str) -> list[str]:
-        return sorted(p.name for p in (self.root / folder).iterdir() if p.is_file())
+        with os.scandir(os.path.join(self.root, folder)) as it:
+            return sorted(entry.name for entry in it if entry.is_file())
 
     @contextmanager
     def open_member(self, folder: str, name: str) -> Iterator[IO[bytes]]:
         path = self._path(folder, name)
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise ArchiveError(f"{name!r} is missing", resource=f"{folder}/{name}")
-        with path.open("rb") as fh:
+        # unbuffered: members are read whole or in large blocks (a buffered file asks the
+        # kernel whether it is a terminal and where it stands, per open)
+        with open(path, "rb", buffering=0) as fh:
             yield fh
 
     def close(self) -> None:
         return None
 
 
-def any_symlink(base: Path, name: str) -> bool:
+def any_symlink(base: str, name: str) -> bool:
     """Whether ``base`` (an item folder swapped for a link since it was resolved) or a
     component of ``name`` under it is a symlink: two ``lstat`` calls for a plain name, much
     cheaper than resolving the whole path, which only a symlink needs."""
-    path = str(base)
+    path = base
     if os.path.islink(path):
         return True
     for part in name.split("/"):

@@ -89,7 +89,8 @@ def copy_unchanged(src: IO[bytes], dst: Path, hashed: Hashed) -> bool:
     still was when the copy ended; False (``dst`` incomplete) otherwise."""
     if Stamp.of(src) != hashed.stamp:
         return False
-    with dst.open("wb") as out:
+    # unbuffered: the kernel copies; what a short write leaves out shows in the count
+    with open(dst, "wb", buffering=0) as out:
         copied = kernel_copy(src, out)
     return copied == hashed.size and Stamp.of(src) == hashed.stamp
 

@@ -32,6 +32,7 @@ from ..model import Entry, Link
 from .resource_rows import ResourceRow, links_text, resource_row, utc_text
 
 SCHEMA_VERSION = 3
+MEMBERS_PER_STATEMENT = 100  # 300 bound values: well under SQLite's limit
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -470,12 +471,23 @@ class State:
 
     def key_for(self, locs: Iterable[str]) -> str | None:
         """The existing item key of any of these locs (keeps items stable across runs)."""
+        return self.keys_for([locs])[0]
+
+    def keys_for(self, groups: Iterable[Iterable[str]]) -> list[str | None]:
+        """``key_for`` of each group of locs, read at once."""
+        keys: list[str | None] = []
         with self._lock:
-            for loc in locs:
-                row = self.db.execute("SELECT item_key FROM members WHERE loc=?", (loc,)).fetchone()
-                if row:
-                    return str(row[0])
-        return None
+            for locs in groups:
+                key = None
+                for loc in locs:
+                    row = self.db.execute(
+                        "SELECT item_key FROM members WHERE loc=?", (loc,)
+                    ).fetchone()
+                    if row:
+                        key = str(row[0])
+                        break
+                keys.append(key)
+        return keys
 
     def set_members(
         self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
@@ -489,12 +501,15 @@ class State:
                     " ON CONFLICT(key) DO UPDATE SET seen_run=excluded.seen_run",
                     (key, PENDING, run_id, now()),
                 )
-            for loc in metadata:
+            rows = [(loc, key, "metadata") for loc in metadata]
+            rows += [(loc, key, "file") for loc in files]
+            # a few rows per statement: each statement waits for the GIL again
+            for start in range(0, len(rows), MEMBERS_PER_STATEMENT):
+                chunk = rows[start : start + MEMBERS_PER_STATEMENT]
                 self.db.execute(
-                    "INSERT OR REPLACE INTO members VALUES (?, ?, 'metadata')", (loc, key)
+                    "INSERT OR REPLACE INTO members VALUES " + ",".join(["(?, ?, ?)"] * len(chunk)),
+                    [value for row in chunk for value in row],
                 )
-            for loc in files:
-                self.db.execute("INSERT OR REPLACE INTO members VALUES (?, ?, 'file')", (loc, key))
 
     def item_keys(self, statuses: Iterable[str] | None = None) -> list[str]:
         with self._lock:
@@ -522,20 +537,30 @@ class State:
             ]
 
     def item(self, key: str) -> ItemState | None:
+        return self.items([key]).get(key)
+
+    def items(self, keys: Iterable[str]) -> dict[str, ItemState]:
+        """The recorded state of each of these items (those recorded), read at once."""
+        out: dict[str, ItemState] = {}
         with self._lock:
-            row = self.db.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM items WHERE key=?", (key,)
-            ).fetchone()
-            if row is None:
-                return None
-            files = {
-                r[0]: FileState(*r)
-                for r in self.db.execute(
-                    "SELECT loc, filename, md5, fingerprint, ref, status, size FROM files"
-                    " WHERE item_key=?",
-                    (key,),
-                )
-            }
+            for key in keys:
+                st = self._item(key)
+                if st is not None:
+                    out[key] = st
+        return out
+
+    def _item(self, key: str) -> ItemState | None:
+        row = self.db.execute(f"SELECT {_ITEM_COLUMNS} FROM items WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        files = {
+            r[0]: FileState(*r)
+            for r in self.db.execute(
+                "SELECT loc, filename, md5, fingerprint, ref, status, size FROM files"
+                " WHERE item_key=?",
+                (key,),
+            )
+        }
         (
             key,
             status,

@@ -71,7 +71,7 @@ def test_fetch_gives_metadata_of_every_schema_and_exact_files(export: Path) -> N
     item = items[metadata_loc("123456789/11")]
     assert item.primary is not None
     got = source.fetch(item.primary)
-    fmt, dc = read_metadata(got.path.read_bytes(), url=got.entry.loc)
+    fmt, dc = read_metadata(got.read_bytes(), url=got.entry.loc)
     got.discard()
     assert fmt == "saf"
     assert dc.terms == export_dc(export_items()[0]).terms

@@ -366,6 +366,28 @@ def test_files_fetched_alongside_the_record_fail_cleanly(
     assert list(temp.iterdir()) == []
 
 
+@pytest.mark.parametrize("remote", [True, False])
+def test_only_a_remote_source_has_an_items_resources_fetched_at_once(
+    make_mirror: MakeMirror, monkeypatch: pytest.MonkeyPatch, remote: bool
+) -> None:
+    """A remote source's resources are fetched in the fetch threads (their round trips
+    overlap); a local one's by the item's own worker (no hand-off): the same items result."""
+    import threading
+
+    fetched_by: set[str] = set()
+    fetch = MemorySource.fetch
+
+    def recording(self: MemorySource, entry: Entry) -> object:
+        fetched_by.add(threading.current_thread().name.split("_")[0])
+        return fetch(self, entry)
+
+    monkeypatch.setattr(MemorySource, "fetch", recording)
+    m = make_mirror(source=MemorySource(remote=remote), workers=4)
+    assert m.baseline().status == RunStatus.OK
+    synced(m, ITEMS)
+    assert fetched_by == ({"rsw", "rsw-fetch"} if remote else {"rsw"})
+
+
 def test_a_broken_source_resource_fails_only_its_item_and_replay_repairs_it(
     make_mirror: MakeMirror,
 ) -> None:

@@ -5,9 +5,11 @@ staging, anything else copied; a staged file lost before completion is not claim
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +181,110 @@ def test_an_item_folder_swapped_for_a_symlink_after_listing_is_refused(tmp_path:
     with pytest.raises(SyncError, match="outside the item folder"):
         source.fetch(entries[file_loc("123456789/11", "data 1.csv")])
     source.close()
+
+
+def test_a_note_line_cut_short_by_a_kill_is_no_file_held(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    container = dest.create(COL, metadata("k3", record(title="Three")), slug="k3")
+    files = []
+    for name, data in (("a.pdf", b"first"), ("b.txt", b"second")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        files.append(_fetched(path, temporary=False))
+    dest.add_file(container, files[0])
+    dest.add_file(container, files[1])
+    note = tmp_path / "out" / ".staging" / f"{container.id}.json"
+    note.write_bytes(note.read_bytes()[:-9])  # killed while b.txt's line was written
+    dest = SafDestination(tmp_path / "out", collection=COL)  # the replay's process
+    dest.open_run(2)
+    assert [h.name for h in dest.contents(container)] == ["a.pdf"]
+    # the replay places b.txt again; the note is whole again and lists each file once
+    assert dest.add_file(container, files[1]) == "b.txt"
+    assert [(h.name, h.md5) for h in dest.contents(container)] == [
+        ("a.pdf", _md5(b"first")),
+        ("b.txt", _md5(b"second")),
+    ]
+    dest.complete(container)
+    dest.close_run()
+    (folder,) = (tmp_path / "out" / "run-0002" / "add").iterdir()
+    assert (folder / "contents").read_text(encoding="utf-8").splitlines() == [
+        "a.pdf\tbundle:ORIGINAL",
+        "b.txt\tbundle:ORIGINAL",
+    ]
+    assert (folder / "b.txt").read_bytes() == b"second"
+
+
+def test_a_note_written_by_an_earlier_version_is_read(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    container = dest.create(COL, metadata("k4", record(title="Four")), slug="k4")
+    staging = tmp_path / "out" / ".staging"
+    (staging / container.id / "a.pdf").write_bytes(b"held")
+    old = {"kind": "add", "collection": COL, "handle": None, "files": []}
+    old["files"] = [{"name": "a.pdf", "md5": _md5(b"held"), "size": 4}]
+    (staging / f"{container.id}.json").write_text(json.dumps(old), encoding="utf-8")
+    dest = SafDestination(tmp_path / "out", collection=COL)  # this version's process
+    assert [(h.name, h.size) for h in dest.contents(container)] == [("a.pdf", 4)]
+
+
+def test_the_item_metadata_is_handed_over_in_memory(tmp_path: Path) -> None:
+    root = write_export(tmp_path / "export", export_items()[:1])
+    source, entries = _listed(root)
+    got = source.fetch(entries["saf:123456789/11/metadata"])
+    assert got.data is not None and got.read_bytes() == got.data
+    assert (got.md5, got.size) == (_md5(got.data), len(got.data))
+    assert b"<saf_metadata>" in got.data
+    assert not tempfile_leftovers(source)
+    source.close()
+
+
+def tempfile_leftovers(source: SafSource) -> list[Path]:
+    """Files in the source's temporary folder (none: nothing fetched is held there)."""
+    folder = source._tmp
+    return list(folder.iterdir()) if folder is not None else []
+
+
+def test_notes_of_batched_items_are_gone_when_the_run_closes(tmp_path: Path) -> None:
+    dest = SafDestination(tmp_path / "out", collection=COL)
+    dest.open_run(1)
+    path = tmp_path / "a.pdf"
+    path.write_bytes(b"bytes")
+    done = deposit_create(
+        dest, COL, metadata("k5", record(title="Five")), [_fetched(path, temporary=False)]
+    )
+    building = dest.create(COL, metadata("k6", record(title="Six")), slug="k6")
+    # a batched item is read from its batch, also while its note waits for the run's end
+    assert [h.name for h in dest.contents(done)] == ["a.pdf"]
+    assert dest.complete(done) == "batched"
+    dest.close_run()
+    staging = tmp_path / "out" / ".staging"
+    assert sorted(p.name for p in staging.iterdir()) == [building.id, f"{building.id}.json"]
+
+
+def test_fetches_at_once_share_one_temporary_folder_removed_on_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    mkdtemp = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: Any, **kwargs: Any) -> str:
+        time.sleep(0.05)  # the other workers' first fetches come meanwhile
+        return mkdtemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", slow_mkdtemp)
+    root = write_export(tmp_path / "export", export_items())
+    source, entries = _listed(root)
+    files = [e for e in entries.values() if e.length is not None]
+    with ThreadPoolExecutor(8) as pool:
+        fetched = list(pool.map(source.fetch, files))
+    assert len(list(temp.iterdir())) == 1
+    for got in fetched:
+        got.discard()
+    source.close()
+    assert list(temp.iterdir()) == []

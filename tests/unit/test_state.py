@@ -200,6 +200,24 @@ def test_key_for_and_set_members(state: State) -> None:
     assert ("https://s/f2", "file") not in member_locs(state, "K1")
 
 
+def test_an_item_with_hundreds_of_members_records_each(state: State) -> None:
+    files = [f"https://s/f{n}" for n in range(250)]
+    state.set_members("K", ["https://s/rec"], files)
+    assert len(member_locs(state, "K")) == 251
+    assert state.key_for(["https://s/f249"]) == "K"
+
+
+def test_keys_and_items_read_at_once_match_one_at_a_time(state: State) -> None:
+    state.set_members("K1", ["https://s/rec1"], ["https://s/f1"], run_id=1)
+    state.set_members("K2", ["https://s/rec2"], [])
+    state.record_intent("K2", collection="c", title="Two", run_id=1)
+    groups = [["https://s/new", "https://s/f1"], ["https://s/none"], ["https://s/rec2"]]
+    assert state.keys_for(groups) == [state.key_for(g) for g in groups] == ["K1", None, "K2"]
+    got = state.items(["K1", "K2", "unknown"])
+    assert got == {"K1": state.item("K1"), "K2": state.item("K2")}
+    assert got["K2"].status == CREATING
+
+
 def test_deposit_steps_round_trip(state: State) -> None:
     assert state.item("K") is None
     state.record_intent("K", collection="https://d/col", title="Title ü", run_id=3)

@@ -68,6 +68,7 @@ class OaiPmhSource:
     """An OAI-PMH 2.0 data provider, with files from its ORE or METS records."""
 
     type_name = "oai-pmh"
+    remote = True
 
     def __init__(
         self,

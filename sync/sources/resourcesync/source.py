@@ -32,6 +32,7 @@ class ResourceSyncSource:
     (index) or change list URL."""
 
     type_name = "resourcesync"
+    remote = True
 
     def __init__(
         self,
