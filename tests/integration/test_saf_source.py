@@ -142,15 +142,19 @@ def _hostile(tmp_path: Path, folder: str, contents: str) -> Path:
 
 def _refused(root: Path, folder: str) -> str:
     source = SafSource(root)
-    entries, errors = _entries(source)
-    assert [e.loc for e in entries.values() if e.loc.startswith("saf:123456789/12")], "good item"
-    assert not [loc for loc in entries if folder in loc], "the bad item must not be listed"
-    assert len(errors) == 1
-    for e in entries.values():
-        if e.length:
-            got = source.fetch(e)
-            assert SECRET not in got.path.read_bytes()
-    return errors[0].describe()
+    try:
+        entries, errors = _entries(source)
+        assert [e.loc for e in entries.values() if e.loc.startswith("saf:123456789/12")], "good"
+        assert not [loc for loc in entries if folder in loc], "the bad item must not be listed"
+        assert len(errors) == 1
+        for e in entries.values():
+            if e.length:
+                got = source.fetch(e)
+                assert SECRET not in got.read_bytes()
+                got.discard()
+        return errors[0].describe()
+    finally:
+        source.close()
 
 
 @pytest.mark.parametrize(
@@ -186,6 +190,9 @@ def test_symlink_swapped_in_after_listing_is_refused_by_fetch(tmp_path: Path) ->
     os.symlink(tmp_path / "outside.txt", target)
     with pytest.raises(SyncError, match="outside the item folder"):
         source.fetch(entries[file_loc("123456789/12", "報告書.pdf")])
+    # the refused fetch left nothing in the source's temporary folder
+    assert source._tmp is None or not any(source._tmp.iterdir())
+    source.close()
 
 
 @pytest.mark.parametrize(
