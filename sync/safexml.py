@@ -70,6 +70,9 @@ def defused_parser() -> Any:
     return parser
 
 
+PROLOG_CHUNK = 1 << 14  # the prolog check reads this much at a time, up to the root
+
+
 class _RootReachedError(Exception):
     """The prolog checker saw the root element start: no DTD can follow."""
 
@@ -117,10 +120,10 @@ def iterparse(path: Path, *, chunk: int = 1 << 16) -> Iterator[tuple[str, Elemen
     ``iterparse`` gives them, ``chunk`` bytes parsed at a time (a feed holds the GIL). Raises
     ``DTDForbidden`` for a DTD and ``ParseError`` for XML that is not well-formed, after the
     events that came before the fault."""
-    with path.open("rb") as fh:
-        refuse_dtd(iter(partial(fh.read, 1 << 14), b""))
     parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
     with path.open("rb") as fh:
+        refuse_dtd(iter(partial(fh.read, PROLOG_CHUNK), b""))
+        fh.seek(0)
         while True:
             block = fh.read(chunk)
             if block:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.errors import MetadataError
-from sync.safexml import parse_untrusted
+from sync.safexml import escape, parse_untrusted, quoteattr
 
 RECEIPT = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<!-- receipt --><?pi x?>\n'
@@ -41,8 +41,6 @@ def test_another_encoding_is_read_as_declared() -> None:
 
 @given(st.text(alphabet="ab&<>\"'é \n;#x0123"))
 def test_any_text_round_trips_as_in_defusedxml(text: str) -> None:
-    from sync.safexml import escape, quoteattr
-
     doc = f"<r a={quoteattr(text)}>{escape(text)}</r>".encode()
     ours, theirs = _parse(doc), defused_fromstring(doc, forbid_dtd=True)
     assert (ours.text, ours.attrib) == (theirs.text, theirs.attrib)
