@@ -369,7 +369,7 @@ class Engine:
 
     def _desired(
         self, locs: set[str] | None, keys: set[str] | None
-    ) -> Iterator[tuple[Item, ItemState | None]]:
+    ) -> Iterator[list[tuple[Item, ItemState | None]]]:
         """Items as the source has them now, each with its recorded state. With ``locs`` /
         ``keys`` given, only the items that contain one of those locs or have one of those
         keys (touched items). The state DB is read for a few dozen items at once: the workers'
@@ -398,8 +398,7 @@ class Engine:
                 for group, key in wanted
             ]
             states = self.state.items([item.key for item in items])
-            for item in items:
-                yield item, states.get(item.key)
+            yield [(item, states.get(item.key)) for item in items]
 
     def _collection_for(self, item: Item) -> str:
         if item.collection and item.collection in self.s.collections:
@@ -434,31 +433,11 @@ class Engine:
         try:
             # creates and updates stream to the workers as they are planned: memory stays
             # bounded by the pool, not by the size of the source
-            for item, st in self._desired(only, keys):
-                self.state.set_members(
-                    item.key,
-                    [e.loc for e in item.metadata],
-                    [e.loc for e in item.files],
-                    run_id=run_id,
-                )
-                if live is not None:
-                    live.add(item.key)
-                if (
-                    only is not None
-                    and st is not None
-                    and st.status == ItemStatus.DELETED
-                    and self.state.undone_and_unchanged(item.key)
-                ):
-                    # undone, and the changes read again are the same: it stays deleted until
-                    # it changes at the source or a full comparison deposits it again
-                    counts.add("unchanged")
-                    continue
-                col = st.collection if st and st.collection else self._collection_for(item)
-                plan = plan_item(item, st, col)
-                if plan.kind == UNCHANGED:
-                    counts.add("unchanged")
-                elif not pool.submit(item, plan, col, st):
-                    return True  # --limit reached: the rest (and any deletion) waits
+            for chunk in self._desired(only, keys):
+                self.state.set_members((item for item, _st in chunk), run_id=run_id)
+                for item, st in chunk:
+                    if self._plan_and_submit(item, st, pool, counts, only=only, live=live):
+                        return True  # --limit reached: the rest (and any deletion) waits
             # items that the source no longer has: all known before any is deleted
             if keys is not None and live is not None:
                 candidates = sorted(keys - live)
@@ -502,6 +481,36 @@ class Engine:
         finally:
             pool.close()
         return False
+
+    def _plan_and_submit(
+        self,
+        item: Item,
+        st: ItemState | None,
+        pool: _Pool,
+        counts: Counts,
+        *,
+        only: set[str] | None,
+        live: set[str] | None,
+    ) -> bool:
+        """Plan one item and hand it to the workers; True when --limit stops the run here."""
+        if live is not None:
+            live.add(item.key)
+        if (
+            only is not None
+            and st is not None
+            and st.status == ItemStatus.DELETED
+            and self.state.undone_and_unchanged(item.key)
+        ):
+            # undone, and the changes read again are the same: it stays deleted until it
+            # changes at the source or a full comparison deposits it again
+            counts.add("unchanged")
+            return False
+        col = st.collection if st and st.collection else self._collection_for(item)
+        plan = plan_item(item, st, col)
+        if plan.kind == UNCHANGED:
+            counts.add("unchanged")
+            return False
+        return not pool.submit(item, plan, col, st)
 
     def item_failed(self, run_id: int, key: str, exc: SyncError, counts: Counts) -> None:
         """One item failed (or must wait): recorded with its cause, the run goes on."""

@@ -2,20 +2,21 @@
 
 A fetched file that is a temporary copy only this run holds is hard-linked into the staging
 folder (no bytes copied); elsewhere (another file system, a source's own file) it is copied
-in the kernel. Staging files are not fsynced one by one: a killed process loses nothing the
-page cache holds, and the staging folder is never imported. Before an item folder is renamed
-into its batch, its files and the folder itself are fsynced once (``sync_folder``), so an item
-in a batch is on disk also after a power cut, at one fsync per file instead of one per write.
+straight to the disk where the file system allows (``filecopy``). Staging files are not
+fsynced one by one: a killed process loses nothing the page cache holds, and the staging
+folder is never imported. Before an item folder is renamed into its batch, its files and the
+folder itself are fsynced once (``sync_folder``), so an item in a batch is on disk also after
+a power cut, at one fsync per file instead of one per write.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
 from ..contracts import Fetched
+from ..filecopy import copy_file
 
 # link(2) errors that mean "copy instead": another file system, links not allowed here
 _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES})
@@ -31,7 +32,7 @@ def place(file: Fetched, target: Path) -> None:
         except OSError as exc:
             if exc.errno not in _NO_LINK:
                 raise
-    shutil.copyfile(file.path, target)
+    copy_file(file.path, target)
 
 
 def fsync_path(path: str | Path) -> None:

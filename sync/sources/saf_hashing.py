@@ -5,21 +5,23 @@ and the fetch must hand over bytes that match them. Hashing twice costs more tha
 itself (MD5 runs at about half the speed of a kernel copy), so the listing remembers what each
 file was when it hashed it (device, inode, size, mtime and ctime: the quick check git's index
 and rsync rely on; ctime changes on every write and cannot be set back by a user) and the
-fetch copies a file still in that state in the kernel (``copy_file_range``), without reading
-it into Python. A file that changed, or any doubt, falls back to copying and hashing it.
+fetch copies a file still in that state without hashing it again (``filecopy``: straight to
+the disk where the file system allows). A file that changed, or any doubt, falls back to
+copying and hashing it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
+
+from ..filecopy import copy_into
 
 BLOCK = 1 << 20
 T = TypeVar("T")
@@ -85,35 +87,13 @@ class HashMemo:
 
 
 def copy_unchanged(src: IO[bytes], dst: Path, hashed: Hashed) -> bool:
-    """Copy ``src`` to ``dst`` in the kernel if it is still the file the listing hashed, and
-    still was when the copy ended; False (``dst`` incomplete) otherwise."""
+    """Copy ``src`` to ``dst`` without reading it into Python's hash if it is still the file
+    the listing hashed, and still was when the copy ended; False (``dst`` incomplete)
+    otherwise."""
     if Stamp.of(src) != hashed.stamp:
         return False
-    # unbuffered: the kernel copies; what a short write leaves out shows in the count
-    with open(dst, "wb", buffering=0) as out:
-        copied = kernel_copy(src, out)
+    copied = copy_into(src, dst)
     return copied == hashed.size and Stamp.of(src) == hashed.stamp
-
-
-def kernel_copy(src: IO[bytes], dst: IO[bytes]) -> int:
-    """Copy the rest of ``src`` into ``dst``: ``copy_file_range`` where the kernel offers it,
-    else through Python. Returns the bytes copied."""
-    copy_range = getattr(os, "copy_file_range", None)
-    src_fd, dst_fd = src.fileno(), dst.fileno()
-    copied = 0
-    while copy_range is not None:
-        try:
-            n = copy_range(src_fd, dst_fd, 1 << 30)
-        except OSError:
-            if copied:
-                raise
-            break  # not across these file systems: copy in Python
-        if n == 0:
-            return copied
-        copied += n
-    before = dst.tell()
-    shutil.copyfileobj(src, dst, BLOCK)
-    return dst.tell() - before
 
 
 def ordered_map(

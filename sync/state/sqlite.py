@@ -28,7 +28,7 @@ from ..contracts import (
     RunStatus,
 )
 from ..errors import ConfigError, SyncError, redact
-from ..model import Entry, Link
+from ..model import Entry, Item, Link
 from .resource_rows import ResourceRow, links_text, resource_row, utc_text
 
 SCHEMA_VERSION = 3
@@ -489,27 +489,29 @@ class State:
                 keys.append(key)
         return keys
 
-    def set_members(
-        self, key: str, metadata: Iterable[str], files: Iterable[str], run_id: int | None = None
-    ) -> None:
-        """Record an item's resources (and, with ``run_id``, that the run saw the item; an
-        item not recorded yet is recorded as pending)."""
+    def set_members(self, items: Iterable[Item], run_id: int | None = None) -> None:
+        """Record each item's resources (and, with ``run_id``, that the run saw it; an item
+        not recorded yet is recorded as pending), all in one transaction: the planner records
+        a few dozen items at a time, so it waits for the workers' writes once per chunk."""
+        stamp = now()
         with self.tx():
-            if run_id is not None:
-                self.db.execute(
-                    "INSERT INTO items (key, status, seen_run, updated_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET seen_run=excluded.seen_run",
-                    (key, PENDING, run_id, now()),
-                )
-            rows = [(loc, key, "metadata") for loc in metadata]
-            rows += [(loc, key, "file") for loc in files]
-            # a few rows per statement: each statement waits for the GIL again
-            for start in range(0, len(rows), MEMBERS_PER_STATEMENT):
-                chunk = rows[start : start + MEMBERS_PER_STATEMENT]
-                self.db.execute(
-                    "INSERT OR REPLACE INTO members VALUES " + ",".join(["(?, ?, ?)"] * len(chunk)),
-                    [value for row in chunk for value in row],
-                )
+            for item in items:
+                if run_id is not None:
+                    self.db.execute(
+                        "INSERT INTO items (key, status, seen_run, updated_at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT(key) DO UPDATE SET seen_run=excluded.seen_run",
+                        (item.key, PENDING, run_id, stamp),
+                    )
+                rows = [(e.loc, item.key, "metadata") for e in item.metadata]
+                rows += [(e.loc, item.key, "file") for e in item.files]
+                # a few rows per statement: each statement waits for the GIL again
+                for start in range(0, len(rows), MEMBERS_PER_STATEMENT):
+                    chunk = rows[start : start + MEMBERS_PER_STATEMENT]
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO members VALUES "
+                        + ",".join(["(?, ?, ?)"] * len(chunk)),
+                        [value for row in chunk for value in row],
+                    )
 
     def item_keys(self, statuses: Iterable[str] | None = None) -> list[str]:
         with self._lock:

@@ -11,7 +11,7 @@ import pytest
 
 from sync.contracts import Container, FileState
 from sync.errors import ConfigError, FetchError, register_secret
-from sync.model import Entry, Link
+from sync.model import Entry, Item, Link
 from sync.state import SCHEMA_VERSION, RunLock, State
 from sync.state.sqlite import COMPLETE, CREATING, FAILED, IN_PROGRESS
 
@@ -185,9 +185,26 @@ def test_find_by_suffix_escapes_wildcards(state: State) -> None:
 # -- members and items -----------------------------------------------------------------------
 
 
+def item_of(key: str, metadata: list[str], files: list[str]) -> Item:
+    return Item(key, [Entry(loc) for loc in metadata], [Entry(loc) for loc in files])
+
+
+def test_members_of_several_items_are_recorded_in_one_call(state: State) -> None:
+    state.set_members(
+        [
+            item_of("K1", ["https://s/rec1"], ["https://s/f1"]),
+            item_of("K2", ["https://s/rec2"], []),
+        ],
+        run_id=1,
+    )
+    assert state.keys_for([["https://s/f1"], ["https://s/rec2"]]) == ["K1", "K2"]
+    assert sorted(state.item_keys()) == ["K1", "K2"]
+    assert state.unseen_items(run_id=1) == []
+
+
 def test_key_for_and_set_members(state: State) -> None:
     assert state.key_for(["https://s/rec", "https://s/f"]) is None
-    state.set_members("K1", ["https://s/rec"], ["https://s/f1", "https://s/f2"])
+    state.set_members([item_of("K1", ["https://s/rec"], ["https://s/f1", "https://s/f2"])])
     assert state.key_for(["https://s/other", "https://s/f2"]) == "K1"
     assert member_locs(state, "K1") == [
         ("https://s/f1", "file"),
@@ -195,21 +212,21 @@ def test_key_for_and_set_members(state: State) -> None:
         ("https://s/rec", "metadata"),
     ]
     # a resource moves to another item
-    state.set_members("K2", [], ["https://s/f2"])
+    state.set_members([item_of("K2", [], ["https://s/f2"])])
     assert state.key_for(["https://s/f2"]) == "K2"
     assert ("https://s/f2", "file") not in member_locs(state, "K1")
 
 
 def test_an_item_with_hundreds_of_members_records_each(state: State) -> None:
     files = [f"https://s/f{n}" for n in range(250)]
-    state.set_members("K", ["https://s/rec"], files)
+    state.set_members([item_of("K", ["https://s/rec"], files)])
     assert len(member_locs(state, "K")) == 251
     assert state.key_for(["https://s/f249"]) == "K"
 
 
 def test_keys_and_items_read_at_once_match_one_at_a_time(state: State) -> None:
-    state.set_members("K1", ["https://s/rec1"], ["https://s/f1"], run_id=1)
-    state.set_members("K2", ["https://s/rec2"], [])
+    state.set_members([item_of("K1", ["https://s/rec1"], ["https://s/f1"])], run_id=1)
+    state.set_members([item_of("K2", ["https://s/rec2"], [])])
     state.record_intent("K2", collection="c", title="Two", run_id=1)
     groups = [["https://s/new", "https://s/f1"], ["https://s/none"], ["https://s/rec2"]]
     assert state.keys_for(groups) == [state.key_for(g) for g in groups] == ["K1", None, "K2"]
@@ -418,7 +435,7 @@ def test_a_frozen_version_1_db_is_upgraded_in_place(tmp_path: Path) -> None:
     assert item is not None and item.container is not None
     assert item.container.id == "http://dest/edit/1"
     assert st.unseen_items(run_id=1) == ["http://src/rec/1"]
-    st.set_members("http://src/rec/1", ["http://src/rec/1"], [], run_id=1)
+    st.set_members([item_of("http://src/rec/1", ["http://src/rec/1"], [])], run_id=1)
     assert st.unseen_items(run_id=1) == []
 
 
